@@ -1,0 +1,190 @@
+"""GeneratorConfig: every GGHeadConfig field that matters at inference, validated.
+
+The official ``GGHeadConfig`` has well over a hundred fields; spec section 2 lists which ones the forward pass
+reads. This dataclass carries exactly those (names as in the official config, so a reader can compare them with
+``model_config.json``), refuses the values our implementation does not support with a :class:`ConfigError`
+that names the flag, and records the template and the fields it deliberately ignores (spec 2.3) for ``info``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+UV_ATTRIBUTES = ("POSITION", "SCALE", "ROTATION", "COLOR", "OPACITY")
+SH_C0 = 0.28209479177387814
+
+
+class ConfigError(ValueError):
+    """A generator configuration that is invalid or uses a feature this implementation does not support."""
+
+
+@dataclass
+class GeneratorConfig:
+    """Inference-relevant GGHead generator configuration (official field names, released FFHQ-512 defaults)."""
+
+    # latent and conditioning
+    z_dim: int = 512
+    w_dim: int = 512
+    c_dim: int = 25
+    c_gen_conditioning_zero: bool = False
+    c_scale: float = 1.0
+    # mapping network
+    mapping_num_layers: int = 2
+    mapping_embed_features: int | None = None
+    mapping_layer_features: int | None = None
+    mapping_lr_multiplier: float = 0.01
+    mapping_activation: str = "lrelu"
+    # synthesis network (StyleGAN2, predicts the UV planes)
+    channel_base: int = 32768
+    channel_max: int = 512
+    num_fp16_res: int = 0
+    conv_clamp: float | None = None
+    architecture: str = "skip"
+    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    kernel_size: int = 3
+    use_noise: bool = True
+    synthesis_activation: str = "lrelu"
+    plane_resolution: int = 256
+    pretrained_plane_resolution: int | None = None
+    # UV layout and Gaussian attribute decoding
+    uv_attributes: tuple[str, ...] = UV_ATTRIBUTES
+    use_rodriguez_rotation: bool = True
+    sh_degree: int = 1
+    n_color_channels: int = 3
+    use_align_corners: bool = False
+    interpolation_mode: str = "bilinear"
+    use_zero_conv_position: bool = True
+    use_position_activation: bool = True
+    position_range: float = 0.25
+    position_attenuation: float = 1.0
+    scale_offset: float = -5.0
+    max_scale: float = -3.0
+    center_scale_activation: bool = True
+    no_exp_scale_activation: bool = False
+    scale_overshoot: float = 0.001
+    use_rotation_activation: bool = True
+    rotation_attenuation: float = 1.0
+    normalize_quaternions: bool = True
+    use_color_activation: bool = True
+    color_overshoot: float = 0.001
+    opacity_overshoot: float = 0.001
+    clamp_opacity: bool = False
+    # rendering defaults and descriptive facts
+    neural_rendering_resolution: int = 512
+    background_color: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    template: str = "unknown"
+    n_uniform_flame_vertices: int | None = None
+    # fields read from the file that the official forward pass ignores (spec 2.3); kept for `info`
+    ignored_fields: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        self.resample_filter = tuple(int(v) if float(v).is_integer() else float(v) for v in self.resample_filter)
+        self.uv_attributes = tuple(str(a).upper() for a in self.uv_attributes)
+        self.background_color = tuple(float(v) for v in self.background_color)
+        self.ignored_fields = tuple(self.ignored_fields)
+        self.validate()
+
+    # ---- derived facts -----------------------------------------------------------------------------------------
+    @property
+    def rotation_channels(self) -> int:
+        return 3 if self.use_rodriguez_rotation else 4
+
+    @property
+    def num_sh_coefficients(self) -> int:
+        return (self.sh_degree + 1) ** 2
+
+    def attribute_channels(self) -> dict[str, int]:
+        """Channels per UV attribute (spec 2.2)."""
+        return {
+            "POSITION": 3,
+            "SCALE": 3,
+            "ROTATION": self.rotation_channels,
+            "COLOR": self.num_sh_coefficients * self.n_color_channels,
+            "OPACITY": 1,
+        }
+
+    def attribute_slices(self) -> dict[str, slice]:
+        """Channel range of each attribute in ``uv_attributes`` order."""
+        channels, start, out = self.attribute_channels(), 0, {}
+        for name in self.uv_attributes:
+            out[name] = slice(start, start + channels[name])
+            start += channels[name]
+        return out
+
+    @property
+    def n_uv_channels(self) -> int:
+        return sum(self.attribute_channels()[a] for a in self.uv_attributes)
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2**i for i in range(2, int(math.log2(self.plane_resolution)) + 1)]
+
+    def channels_at(self, resolution: int) -> int:
+        return min(self.channel_base // resolution, self.channel_max)
+
+    # ---- validation --------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        def refuse(flag: str, why: str) -> None:
+            raise ConfigError(f"unsupported generator config: {flag} ({why})")
+
+        for name in ("z_dim", "w_dim"):
+            if int(getattr(self, name)) <= 0:
+                refuse(name, "must be positive")
+        if self.c_dim < 0:
+            refuse("c_dim", "must be >= 0")
+        if self.mapping_num_layers < 1:
+            refuse("mapping_network_config.num_layers", "must be >= 1")
+        if self.mapping_activation not in ("lrelu", "linear"):
+            refuse("mapping_network_config.activation", f"{self.mapping_activation!r} is not lrelu or linear")
+        if self.synthesis_activation != "lrelu":
+            refuse("synthesis_network_config.activation", f"{self.synthesis_activation!r} is not lrelu")
+        if self.architecture != "skip":
+            refuse("synthesis_network_config.architecture", f"{self.architecture!r}; only 'skip' is implemented")
+        if self.kernel_size != 3:
+            refuse("synthesis_network_config.kernel_size", f"{self.kernel_size}; only 3 is implemented")
+        res = self.plane_resolution
+        if res < 4 or res & (res - 1):
+            refuse("plane_resolution", f"{res} is not a power of two >= 4")
+        if self.pretrained_plane_resolution is not None:
+            p = self.pretrained_plane_resolution
+            if p < 4 or p & (p - 1) or p > res:
+                refuse("pretrained_plane_resolution", f"{p} is not a power of two in [4, plane_resolution]")
+        if self.channel_base <= 0 or self.channel_max <= 0:
+            refuse("channel_base/channel_max", "must be positive")
+        if len(self.resample_filter) < 1:
+            refuse("resample_filter", "is empty")
+        if sorted(self.uv_attributes) != sorted(UV_ATTRIBUTES):
+            refuse(
+                "uv_attributes",
+                f"{list(self.uv_attributes)}; all five of {list(UV_ATTRIBUTES)} must come from the UV planes "
+                "(learnable per-Gaussian attributes are not implemented)",
+            )
+        if not 0 <= self.sh_degree <= 3:
+            refuse("gaussian_attribute_config.sh_degree", f"{self.sh_degree} is not in 0..3")
+        if self.n_color_channels != 3:
+            refuse("gaussian_attribute_config.n_color_channels", f"{self.n_color_channels}; only RGB (3)")
+        if self.interpolation_mode not in ("bilinear", "nearest", "bicubic"):
+            refuse("interpolation_mode", f"{self.interpolation_mode!r}")
+        if self.conv_clamp is not None and not self.conv_clamp > 0:
+            refuse("conv_clamp", f"{self.conv_clamp} must be positive or None")
+        if self.num_fp16_res < 0:
+            refuse("num_fp16_res", "must be >= 0")
+
+    # ---- (de)serialisation -------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown generator config field(s): {', '.join(unknown)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)

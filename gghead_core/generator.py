@@ -1,0 +1,292 @@
+"""The GGHead generator: z -> ws -> UV feature planes -> sampled per-Gaussian attributes -> Gaussians.
+
+Follows spec section 3 step by step; each step is a public method so tests (and curious users) can compare the
+intermediate tensors with the official ones:
+
+``mapping`` -> ``synthesize_planes`` -> ``sample_uv`` -> ``decode_attributes`` -> ``activate``
+(``synthesis`` runs the last four).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .camera import frontal_camera
+from .config import SH_C0, GeneratorConfig
+from .gaussians import Gaussians
+from .stylegan2 import MappingNetwork, SynthesisNetwork
+
+
+@dataclass
+class ModelSpaceAttributes:
+    """Per-Gaussian attributes as the official model stores them in its GaussianModel (before activation).
+
+    position ``[B,G,3]`` world space; log_scale ``[B,G,3]``; rotation ``[B,G,4]`` (quirk-ordered quaternion);
+    color ``[B,G,K*3]`` SH coefficients, coefficient-major; opacity_logit ``[B,G,1]``.
+    """
+
+    position: torch.Tensor
+    log_scale: torch.Tensor
+    rotation: torch.Tensor
+    color: torch.Tensor
+    opacity_logit: torch.Tensor
+
+
+def axis_angle_to_quaternion(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Axis-angle ``[..., 3]`` -> unit quaternion ``[..., 4]`` real part first, with the small-angle series."""
+    angle = axis_angle.norm(dim=-1, keepdim=True)
+    half = 0.5 * angle
+    small = angle.abs() < 1e-6
+    safe_angle = torch.where(small, torch.ones_like(angle), angle)
+    k = torch.where(small, 0.5 - angle * angle / 48.0, torch.sin(half) / safe_angle)
+    return torch.cat([torch.cos(half), axis_angle * k], dim=-1)
+
+
+def mip_sigmoid(x: torch.Tensor, overshoot: float, clamp: bool = False) -> torch.Tensor:
+    """``sigmoid(x) * (1 + 2 o) - o``: lets the network reach exactly 0 and 1 (GGHead's opacity activation)."""
+    y = torch.sigmoid(x) * (1 + 2 * overshoot) - overshoot
+    return y.clamp(0, 1) if clamp else y
+
+
+def mip_tanh(x: torch.Tensor, overshoot: float) -> torch.Tensor:
+    return torch.tanh(x) * (1 + 2 * overshoot) - overshoot
+
+
+def placeholder_uv_template(num_side: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A full-square UV grid on a unit-ish sphere cap: used only to build randomly initialised generators.
+
+    Returns ``uv_grid [1, n*n, 1, 2]``, ``uv_position_map [3, n, n]``, ``template_points [1, n*n, 3]``.
+    Real checkpoints carry their own template buffers.
+    """
+    t = torch.linspace(-1, 1, num_side)
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    grid = torch.stack([xx, yy], dim=-1).reshape(1, -1, 1, 2)
+    lon, lat = xx * (math.pi / 2), -yy * (math.pi / 2.2)
+    points = torch.stack([0.3 * torch.sin(lon) * torch.cos(lat), 0.4 * torch.sin(lat),
+                          0.3 * torch.cos(lon) * torch.cos(lat)], dim=-1)
+    return grid, points.permute(2, 0, 1).contiguous(), points.reshape(1, -1, 3)
+
+
+class _Backbone(nn.Module):
+    """Container with the official names ``backbone.mapping`` / ``backbone.synthesis``."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.synthesis = SynthesisNetwork(config, img_channels=config.n_uv_channels)
+        self.mapping = MappingNetwork(config, num_ws=self.synthesis.num_ws)
+
+
+class Generator(nn.Module):
+    """GGHead generator in plain PyTorch. ``Generator(config)`` has random weights; use
+    :func:`gghead_core.load_generator` for trained ones.
+
+    Buffers (official names): ``_uv_grid [1,G,1,2]`` grid_sample coordinates of each Gaussian in UV space,
+    ``_uv_position_map [3,R,R]`` template position per texel, ``_flame_vertices [1,G,3]`` template point per
+    Gaussian (the centre its position offset is added to).
+    """
+
+    def __init__(self, config: GeneratorConfig, uv_grid: torch.Tensor | None = None,
+                 uv_position_map: torch.Tensor | None = None, template_points: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = _Backbone(config)
+        if config.use_zero_conv_position:
+            self._zero_conv_position = nn.Conv2d(3, 3, 1)
+            nn.init.zeros_(self._zero_conv_position.weight)
+            nn.init.zeros_(self._zero_conv_position.bias)
+        if uv_grid is None:
+            uv_grid, uv_position_map, template_points = placeholder_uv_template(
+                config.n_uniform_flame_vertices or config.plane_resolution)
+        self.register_buffer("_uv_grid", uv_grid.to(torch.float32).contiguous())
+        self.register_buffer("_uv_position_map", uv_position_map.to(torch.float32).contiguous())
+        self.register_buffer("_flame_vertices", template_points.to(torch.float32).contiguous())
+        if self._uv_grid.shape[1] != self._flame_vertices.shape[1]:
+            raise ValueError("_uv_grid and _flame_vertices disagree on the number of Gaussians")
+        self.checkpoint_path: Path | None = None
+        self._checkpoint_sha256: str | None = None
+
+    # ---- facts -------------------------------------------------------------------------------------------------
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def w_dim(self) -> int:
+        return self.config.w_dim
+
+    @property
+    def c_dim(self) -> int:
+        return self.config.c_dim
+
+    @property
+    def num_ws(self) -> int:
+        return self.backbone.mapping.num_ws
+
+    @property
+    def num_gaussians(self) -> int:
+        return int(self._uv_grid.shape[1])
+
+    @property
+    def sh_degree(self) -> int:
+        return self.config.sh_degree
+
+    @property
+    def plane_resolution(self) -> int:
+        return self.config.plane_resolution
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.backbone.mapping.w_avg
+
+    @property
+    def device(self) -> torch.device:
+        return self._uv_grid.device
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """sha256 of the file this generator was loaded from ('' when it was not loaded from a file)."""
+        if self._checkpoint_sha256 is None:
+            if self.checkpoint_path is None:
+                return ""
+            digest = hashlib.sha256()
+            with open(self.checkpoint_path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            self._checkpoint_sha256 = digest.hexdigest()
+        return self._checkpoint_sha256
+
+    # ---- latents -----------------------------------------------------------------------------------------------
+    def z_from_seed(self, seed: int) -> torch.Tensor:
+        """``[1, z_dim]`` latent of the official scripts' convention on a CPU generator (spec 4.7)."""
+        z = torch.randn(1, self.z_dim, generator=torch.Generator("cpu").manual_seed(int(seed)))
+        return z.to(self.device)
+
+    def default_label(self, batch_size: int = 1) -> torch.Tensor:
+        """Frontal camera label at radius 2.7 (the official notebook's conditioning), ``[B, 25]``."""
+        return frontal_camera().label().to(self.device).unsqueeze(0).repeat(batch_size, 1)
+
+    def mapping(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None) -> torch.Tensor:
+        """z ``[B, z_dim]`` (+ label c ``[B, 25]``, default frontal) -> ws ``[B, num_ws, w_dim]``."""
+        z = z.to(self.device)
+        if z.dim() == 1:
+            z = z.unsqueeze(0)
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
+        if truncation_cutoff is not None and not 0 <= int(truncation_cutoff) <= self.num_ws:
+            raise ValueError(f"truncation_cutoff must be in [0, {self.num_ws}], got {truncation_cutoff}")
+        if not math.isfinite(float(truncation_psi)):
+            raise ValueError(f"truncation_psi must be finite, got {truncation_psi}")
+        if c is None:
+            c = self.default_label(z.shape[0])
+        c = c.to(self.device, torch.float32)
+        if c.dim() == 1:
+            c = c.unsqueeze(0).repeat(z.shape[0], 1)
+        if c.shape != (z.shape[0], self.c_dim):
+            raise ValueError(f"camera label must have shape [{z.shape[0]}, {self.c_dim}], got {tuple(c.shape)}")
+        if self.config.c_gen_conditioning_zero:
+            c = torch.zeros_like(c)
+        return self.backbone.mapping(z, c * self.config.c_scale, truncation_psi=float(truncation_psi),
+                                     truncation_cutoff=None if truncation_cutoff is None else int(truncation_cutoff))
+
+    # ---- synthesis, step by step -------------------------------------------------------------------------------
+    def synthesize_planes(self, ws: torch.Tensor, noise_mode: str = "const",
+                          num_fp16_res: int | None = None) -> torch.Tensor:
+        """ws -> UV feature planes ``[B, C_uv, R_p, R_p]``.
+
+        ``num_fp16_res``: run the N highest-resolution blocks in float16 (None: the checkpoint's setting, which
+        the official code applies on CUDA only).
+        """
+        if noise_mode not in ("const", "random", "none"):
+            raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+        ws = ws.to(self.device)
+        if ws.dim() != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [B, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        fp16_resolution = None
+        if num_fp16_res is not None:
+            fp16_resolution = 1 << 30 if num_fp16_res <= 0 else max(
+                2 ** (int(math.log2(self.plane_resolution)) + 1 - int(num_fp16_res)), 8)
+        return self.backbone.synthesis(ws, noise_mode=noise_mode, fp16_resolution=fp16_resolution)
+
+    def position_adjusted_planes(self, planes: torch.Tensor) -> torch.Tensor:
+        """Apply the 1x1 zero-conv to the POSITION channels (spec 3.5 step 2); other channels unchanged."""
+        planes = planes[:, -self.config.n_uv_channels:]
+        if not self.config.use_zero_conv_position:
+            return planes
+        sl = self.config.attribute_slices()["POSITION"]
+        position = self._zero_conv_position(planes[:, sl])
+        return torch.cat([planes[:, : sl.start], position, planes[:, sl.stop:]], dim=1)
+
+    def sample_uv(self, planes: torch.Tensor) -> torch.Tensor:
+        """Planes ``[B, C_uv, R, R]`` -> raw per-Gaussian channels ``[B, G, C_uv]`` (zero-conv included)."""
+        uv_map = self.position_adjusted_planes(planes)
+        grid = self._uv_grid.to(uv_map.dtype).repeat(uv_map.shape[0], 1, 1, 1)
+        sampled = F.grid_sample(uv_map, grid, mode=self.config.interpolation_mode, padding_mode="zeros",
+                                align_corners=self.config.use_align_corners)  # [B, C_uv, G, 1]
+        return sampled.squeeze(3).permute(0, 2, 1)
+
+    def split_raw(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split ``[B, G, C_uv]`` into the five attributes in ``uv_attributes`` order."""
+        return {name: raw[..., sl] for name, sl in self.config.attribute_slices().items()}
+
+    def decode_attributes(self, raw: torch.Tensor) -> ModelSpaceAttributes:
+        """Raw sampled channels -> the model-space attributes of spec 3.6 (what the official GaussianModel holds)."""
+        cfg, parts = self.config, self.split_raw(raw)
+        # position: template point + bounded offset
+        offset = parts["POSITION"]
+        if cfg.use_position_activation:
+            offset = cfg.position_range * torch.tanh(cfg.position_attenuation * offset)
+        else:
+            offset = cfg.position_attenuation * offset
+        position = self._flame_vertices.to(offset.dtype) + offset
+        # scale: a log-scale kept below max_scale by a softplus
+        v = -(parts["SCALE"] + cfg.scale_offset)
+        log_scale = cfg.max_scale - F.softplus(v + cfg.max_scale if cfg.center_scale_activation else v)
+        # rotation
+        rot = parts["ROTATION"]
+        if cfg.use_rodriguez_rotation:
+            if cfg.use_rotation_activation:
+                rot = torch.tanh(cfg.rotation_attenuation * rot) * (2 * math.pi)
+            q = axis_angle_to_quaternion(rot)
+            # Official quirk (spec 3.6.3): the last component is moved to the front. The network was trained
+            # through this mapping, so it is reproduced literally.
+            rot = torch.cat([q[..., 3:4], q[..., :3]], dim=-1)
+        elif cfg.normalize_quaternions:
+            rot = rot / rot.norm(dim=2, keepdim=True)
+        rot = rot.contiguous()
+        # colour: SH coefficients bounded to about +-1.78
+        color = parts["COLOR"]
+        if cfg.use_color_activation:
+            color = mip_tanh(color, cfg.color_overshoot) * (0.5 / SH_C0)
+        return ModelSpaceAttributes(position=position, log_scale=log_scale, rotation=rot, color=color,
+                                    opacity_logit=parts["OPACITY"])
+
+    def activate(self, attrs: ModelSpaceAttributes) -> Gaussians:
+        """Model-space attributes -> the values handed to the rasterizer (spec 3.7)."""
+        cfg = self.config
+        if cfg.no_exp_scale_activation:
+            scales = mip_sigmoid(attrs.log_scale + math.exp(cfg.scale_offset), cfg.scale_overshoot) * math.exp(
+                cfg.max_scale)
+        else:
+            scales = torch.exp(attrs.log_scale)
+        quats = F.normalize(attrs.rotation, dim=-1, eps=1e-12)
+        opacities = mip_sigmoid(attrs.opacity_logit, cfg.opacity_overshoot, cfg.clamp_opacity).squeeze(-1)
+        b, g = attrs.color.shape[:2]
+        sh = attrs.color.reshape(b, g, cfg.num_sh_coefficients, cfg.n_color_channels)
+        return Gaussians(means=attrs.position, quats=quats, scales=scales, opacities=opacities, sh=sh)
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", num_fp16_res: int | None = None) -> Gaussians:
+        """ws ``[B, num_ws, w_dim]`` -> :class:`Gaussians` (batched, activated, float32)."""
+        planes = self.synthesize_planes(ws, noise_mode=noise_mode, num_fp16_res=num_fp16_res)
+        return self.activate(self.decode_attributes(self.sample_uv(planes.to(torch.float32))))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "const") -> Gaussians:
+        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode=noise_mode)

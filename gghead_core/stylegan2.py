@@ -1,0 +1,282 @@
+"""StyleGAN2 mapping and synthesis networks in plain PyTorch (no custom CUDA ops, no compiler).
+
+Written from the math in spec section 3.2-3.3. Parameter and buffer names follow the official module tree
+(spec 1.9) so official checkpoints load by name: ``mapping.fc0.weight``, ``synthesis.b8.conv0.affine.bias`` ...
+
+Equalized learning rate: weights are stored unscaled and multiplied by their gain in the forward pass, exactly as
+the official layers do, so stored tensors are used as they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GeneratorConfig
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+NoiseMode = str  # "const" | "random" | "none"
+
+
+def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale each row to unit mean square (StyleGAN's pixel norm over features)."""
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str, gain: float, clamp: float | None) -> torch.Tensor:
+    """Add bias, apply the activation, multiply by gain, clamp (the order of eg3d's bias_act reference path)."""
+    if bias is not None:
+        x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.dim() - 2))
+    if activation == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE)
+    elif activation != "linear":
+        raise ValueError(f"unknown activation {activation!r}")
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def make_fir_filter(taps: tuple[float, ...]) -> torch.Tensor:
+    """Separable 2D FIR filter normalized to sum 1: ``outer(k, k) / sum(k)^2`` (``[4, 4]`` for [1,3,3,1])."""
+    k = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(k, k)
+    return f / f.sum()
+
+
+def fir_filter2d(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float) -> torch.Tensor:
+    """Pad (left, right, top, bottom) then depth-wise *convolve* with ``f * gain`` (filter flipped, as upfirdn2d)."""
+    c = x.shape[1]
+    x = F.pad(x, list(pad))
+    weight = (f * gain).flip([0, 1]).to(x.dtype)[None, None].repeat(c, 1, 1, 1)  # [C, 1, kh, kw]
+    return F.conv2d(x, weight, groups=c)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """2x up-sampling of the skip image: zero insertion, pad (2, 1) per axis, FIR with gain 4 (spec 3.3)."""
+    b, c, h, w = x.shape
+    up = x.new_zeros(b, c, h, 2, w, 2)
+    up[:, :, :, 0, :, 0] = x
+    up = up.reshape(b, c, 2 * h, 2 * w)
+    fw = f.shape[-1]
+    pad0, pad1 = (fw + 1) // 2, (fw - 2) // 2  # 2, 1 for a 4-tap filter
+    return fir_filter2d(up, f, (pad0, pad1, pad0, pad1), gain=4.0)
+
+
+class FullyConnectedLayer(nn.Module):
+    """Equalized-lr linear layer: ``y = act(x @ (W * lr/sqrt(in))^T + b * lr)``."""
+
+    def __init__(self, in_features: int, out_features: int, activation: str = "linear",
+                 lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
+        super().__init__()
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init)))
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias.to(x.dtype)
+        if self.bias_gain != 1:
+            b = b * self.bias_gain
+        if self.activation == "linear":
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, self.activation, gain=LRELU_GAIN, clamp=None)
+
+
+class MappingNetwork(nn.Module):
+    """z (+ camera label) -> w, broadcast to ``num_ws`` rows, with truncation toward ``w_avg``."""
+
+    def __init__(self, config: GeneratorConfig, num_ws: int) -> None:
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = config.z_dim, config.c_dim, config.w_dim, num_ws
+        embed_features = config.mapping_embed_features or config.w_dim
+        layer_features = config.mapping_layer_features or config.w_dim
+        if self.c_dim == 0:
+            embed_features = 0
+        else:
+            self.embed = FullyConnectedLayer(self.c_dim, embed_features)
+        features = [self.z_dim + embed_features] + [layer_features] * (config.mapping_num_layers - 1) + [self.w_dim]
+        for i in range(config.mapping_num_layers):
+            layer = FullyConnectedLayer(features[i], features[i + 1], activation=config.mapping_activation,
+                                        lr_multiplier=config.mapping_lr_multiplier)
+            setattr(self, f"fc{i}", layer)
+        self.num_layers = config.mapping_num_layers
+        self.register_buffer("w_avg", torch.zeros([self.w_dim]))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None) -> torch.Tensor:
+        parts = []
+        if self.z_dim > 0:
+            parts.append(normalize_2nd_moment(z.to(torch.float32)))
+        if self.c_dim > 0:
+            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])  # [B, num_ws, w_dim]
+        if truncation_psi != 1:
+            w_avg = self.w_avg.to(x.dtype)
+            if truncation_cutoff is None:
+                x = w_avg.lerp(x, truncation_psi)
+            else:
+                x = x.clone()
+                x[:, :truncation_cutoff] = w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+        return x
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool,
+                     up: int, fir: torch.Tensor | None, padding: int) -> torch.Tensor:
+    """Per-sample modulated (and demodulated) convolution as one grouped convolution.
+
+    x ``[B, I, H, W]``, weight ``[O, I, k, k]``, styles ``[B, I]``. For ``up == 2`` a stride-2 transposed
+    convolution (weight in/out swapped, no spatial flip) is followed by FIR filtering with gain 4, padding 1,
+    which gives ``2H`` outputs (spec 3.3).
+    """
+    b, in_ch, h, w_ = x.shape
+    out_ch, _, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        # fp16 range guard of the official layer; demodulation cancels the rescaling.
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    wgt = weight.unsqueeze(0) * styles.reshape(b, 1, -1, 1, 1)  # [B, O, I, k, k]
+    if demodulate:
+        dcoefs = (wgt.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, O]
+        wgt = wgt * dcoefs.reshape(b, -1, 1, 1, 1)
+    wgt = wgt.to(x.dtype)
+    x = x.reshape(1, b * in_ch, h, w_)
+    if up == 1:
+        wgt = wgt.reshape(b * out_ch, in_ch, kh, kw)
+        x = F.conv2d(x, wgt, padding=padding, groups=b)
+    else:
+        wgt = wgt.transpose(1, 2).reshape(b * in_ch, out_ch, kh, kw)  # conv_transpose2d wants [in, out/groups]
+        x = F.conv_transpose2d(x, wgt, stride=up, padding=0, groups=b)
+        x = fir_filter2d(x, fir, (1, 1, 1, 1), gain=float(up * up))
+    return x.reshape(b, out_ch, x.shape[2], x.shape[3])
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv + noise + bias + lrelu (x sqrt 2) + optional clamp."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int,
+                 conv_clamp: float | None, use_noise: bool, resample_filter: tuple[int, ...]) -> None:
+        super().__init__()
+        self.resolution, self.up, self.conv_clamp, self.use_noise = resolution, up, conv_clamp, use_noise
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.register_buffer("resample_filter", make_fir_filter(resample_filter))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
+        styles = self.affine(w)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, fir=self.resample_filter,
+                             padding=1)
+        if self.use_noise and noise_mode == "const":
+            x = x + (self.noise_const * self.noise_strength).to(x.dtype)
+        elif self.use_noise and noise_mode == "random":
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device, dtype=x.dtype)
+            x = x + noise * self.noise_strength.to(x.dtype)
+        return bias_act(x, self.bias, "lrelu", gain=LRELU_GAIN, clamp=None if self.conv_clamp is None
+                        else self.conv_clamp * 1.0)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv without demodulation, plus bias; writes the UV feature channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None) -> None:
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1.0 / math.sqrt(in_channels)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, up=1, fir=None, padding=0)
+        return bias_act(x, self.bias, "linear", gain=1.0, clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the skip-architecture synthesis network."""
+
+    def __init__(self, in_channels: int, out_channels: int, resolution: int, img_channels: int,
+                 config: GeneratorConfig, use_fp16: bool) -> None:
+        super().__init__()
+        self.in_channels, self.resolution, self.use_fp16 = in_channels, resolution, use_fp16
+        self.register_buffer("resample_filter", make_fir_filter(config.resample_filter))
+        common = dict(w_dim=config.w_dim, resolution=resolution, conv_clamp=config.conv_clamp,
+                      use_noise=config.use_noise, resample_filter=config.resample_filter)
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **common)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, up=1, **common)
+        self.torgb = ToRGBLayer(out_channels, img_channels, config.w_dim, config.conv_clamp)
+        self.num_conv = 1 if in_channels == 0 else 2
+        self.num_torgb = 1
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: NoiseMode,
+                fp16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = torch.float16 if fp16 else torch.float32
+        w_rows = ws.unbind(dim=1)
+        if self.in_channels == 0:
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.conv1(x, w_rows[0], noise_mode)
+        else:
+            x = self.conv0(x.to(dtype), w_rows[0], noise_mode)
+            x = self.conv1(x, w_rows[1], noise_mode)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        y = self.torgb(x, w_rows[self.num_conv]).to(torch.float32)
+        img = y if img is None else img + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """ws ``[B, num_ws, w_dim]`` -> UV feature planes ``[B, C_uv, R_p, R_p]``."""
+
+    def __init__(self, config: GeneratorConfig, img_channels: int) -> None:
+        super().__init__()
+        self.block_resolutions = config.block_resolutions
+        res_log2 = int(math.log2(config.plane_resolution))
+        num_fp16_res = config.num_fp16_res
+        if num_fp16_res > 0 and config.pretrained_plane_resolution is not None:
+            num_fp16_res += res_log2 - int(math.log2(config.pretrained_plane_resolution))
+        self.default_fp16_resolution = max(2 ** (res_log2 + 1 - num_fp16_res), 8)
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            in_ch = config.channels_at(res // 2) if res > 4 else 0
+            block = SynthesisBlock(in_ch, config.channels_at(res), res, img_channels, config,
+                                   use_fp16=res >= self.default_fp16_resolution)
+            setattr(self, f"b{res}", block)
+            self.num_ws += block.num_conv
+            is_last = res == config.plane_resolution or res == config.pretrained_plane_resolution
+            if is_last:  # progressive growing marks a second block as last: one extra (unused) ws row
+                self.num_ws += block.num_torgb
+
+    def blocks(self) -> list[SynthesisBlock]:
+        return [getattr(self, f"b{res}") for res in self.block_resolutions]
+
+    def forward(self, ws: torch.Tensor, noise_mode: NoiseMode = "const",
+                fp16_resolution: int | None = None) -> torch.Tensor:
+        """``fp16_resolution``: blocks at or above it run in float16 (None: the config's choice, CUDA only)."""
+        ws = ws.to(torch.float32)
+        if fp16_resolution is None:
+            fp16_resolution = self.default_fp16_resolution if ws.device.type == "cuda" else 1 << 30
+        x = img = None
+        w_idx = 0
+        for block in self.blocks():
+            block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            w_idx += block.num_conv
+            x, img = block(x, img, block_ws, noise_mode, fp16=block.resolution >= fp16_resolution)
+        return img
