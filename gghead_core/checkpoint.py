@@ -156,13 +156,13 @@ def _sniff(path: Path) -> str:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not head:
         raise CheckpointError(f"{path} is empty")
-    if head[:1] == b"\x80":
-        return "pickle"
     if len(head) >= 9 and head[8:9] == b"{":
         return "safetensors"
     if head[:2] == b"PK":
         raise CheckpointError(f"{path.name} is a zip archive (a torch.save file?), not a GGHead snapshot pickle")
-    raise CheckpointError(f"{path.name} is neither a GGHead .pkl snapshot nor a .safetensors generator")
+    # Anything else is parsed as a pickle (official snapshots use protocol 4; older protocols have no header).
+    # The restricted unpickler refuses whatever is not a plausible snapshot.
+    return "pickle"
 
 
 # ----------------------------------------------------------------------------------------------------------------
