@@ -1,0 +1,384 @@
+"""The desktop viewer: DearPyGui window, frame loop, mouse and keyboard.
+
+Layout: a side panel of collapsible sections (one widget module each, see :mod:`app.widgets`) and a view that
+shows the head as large as the free space allows; the render resolution is independent of the window size.
+The UI thread never generates or renders: it submits :class:`app.state.RenderArgs` to the
+:class:`app.worker.RenderWorker` whenever they change and shows finished frames by swapping the pointer of a
+raw float RGBA texture (see :mod:`app.display`).
+
+Tests and benchmarks drive the loop themselves: ``Viewer(...).start()``, then :meth:`Viewer.step` renders exactly
+one DearPyGui frame; :func:`run_viewer` is the user entry point (``python main.py`` without a subcommand).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from app.display import BufferPool, new_rgba_buffer
+from app.settings import Settings, load_settings, save_settings
+from app.state import BACKENDS, RenderArgs, RendererArgs
+from app.worker import FrameResult, RenderWorker
+
+PANEL_WIDTH = 380
+TITLE = "GGHead viewer"
+
+
+class DisplayUnavailableError(RuntimeError):
+    """There is no display to open a window on (one-line message that points to the headless commands)."""
+
+
+HEADLESS_HINT = (
+    "use the headless commands instead (python main.py render|turntable|interpolate|grid|export-ply ...; "
+    "see python main.py --help), or start the viewer on a virtual display: xvfb-run -a python main.py"
+)
+
+
+def check_display() -> None:
+    """Raise :class:`DisplayUnavailableError` when no window can be opened.
+
+    Must run before DearPyGui creates its viewport: without an X display, DearPyGui's GLFW aborts the whole
+    process (SIGABRT, notes §3) instead of raising.
+    """
+    if sys.platform.startswith("linux") or sys.platform.startswith("freebsd"):
+        if not os.environ.get("DISPLAY"):
+            hint = " (only WAYLAND_DISPLAY is set; the viewer needs X11/XWayland)" if os.environ.get("WAYLAND_DISPLAY") else ""
+            raise DisplayUnavailableError(f"no display found: DISPLAY is not set{hint}; {HEADLESS_HINT}")
+
+
+class Viewer:
+    """One viewer window. Create, :meth:`start`, then :meth:`step` until it returns False, then :meth:`close`."""
+
+    def __init__(
+        self,
+        ckpt_path: str | os.PathLike | None = None,
+        *,
+        resolution: int = 512,
+        device: str | None = None,
+        backend: str = "auto",
+        output_dir: str | os.PathLike | None = None,
+        config_dir: str | os.PathLike | None = None,
+        width: int = 1400,
+        height: int = 900,
+        vsync: bool = True,
+        render_fn: Callable[..., Any] | None = None,
+        loader: Callable[..., Any] | None = None,
+    ) -> None:
+        self.ckpt_path = None if ckpt_path is None else str(ckpt_path)
+        self.width, self.height, self.vsync = int(width), int(height), bool(vsync)
+        self.config_dir = Path(config_dir) if config_dir is not None else None
+        self.settings: Settings = load_settings(self.config_dir)
+        if output_dir is not None:
+            self.settings.output_dir = str(output_dir)
+        self.args = RenderArgs(renderer=RendererArgs(resolution=int(resolution), backend=backend))
+        self.backends = gui_backends()
+        self.pool = BufferPool()
+        self.worker = RenderWorker(device=device, loader=loader, render_fn=render_fn, pool=self.pool)
+        self.status = ""  # last render error ("" when fine)
+        self.frames_shown = 0
+        self.last_result: FrameResult | None = None
+        self._text_inputs: list[str] = []
+        self._submitted: RenderArgs | None = None
+        self._submitted_id = 0
+        self._shown_id = 0
+        self._front: np.ndarray | None = None
+        self._texture_tag: str | None = None
+        self._texture_serial = 0
+        self._started = False
+        self._closed = False
+        self._last_time = 0.0
+        self._drag: tuple[str, tuple[float, float]] | None = None  # ("orbit"|"pan", last mouse position)
+        self._wheel = 0.0
+        self._keys: list[int] = []
+        self._image_rect = (0.0, 0.0, 1.0)  # x, y, size of the image in viewport pixels
+        self.widgets: list[Any] = []
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> "Viewer":
+        check_display()
+        from app.widgets.camera import CameraWidget
+        from app.widgets.capture import CaptureWidget
+        from app.widgets.latent import LatentWidget
+        from app.widgets.model import ModelWidget
+        from app.widgets.perf import PerfWidget
+        from app.widgets.render import RenderWidget
+        from app.widgets.truncation import TruncationWidget
+
+        self.model = ModelWidget(self)
+        self.latent = LatentWidget(self)
+        self.truncation = TruncationWidget(self)
+        self.camera = CameraWidget(self)
+        self.render = RenderWidget(self, backends=self.backends)
+        self.capture = CaptureWidget(self)
+        self.perf = PerfWidget(self)
+        self.widgets = [self.model, self.latent, self.truncation, self.camera, self.render, self.capture, self.perf]
+
+        dpg.create_context()
+        self._started = True
+        res = self.args.renderer.resolution
+        self._front = new_rgba_buffer(res)
+        self._front[..., :3] = 0.12  # dark grey until the first frame arrives
+        with dpg.texture_registry():
+            self._texture_tag = self._new_texture(self._front)
+        with dpg.handler_registry():
+            dpg.add_mouse_wheel_handler(callback=self._on_wheel)
+            dpg.add_key_press_handler(callback=self._on_key)
+        with dpg.window(tag="main"):
+            with dpg.group(horizontal=True):
+                with dpg.child_window(width=PANEL_WIDTH, tag="panel"):
+                    dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 20, color=(255, 110, 110))
+                    for w in self.widgets:
+                        with dpg.collapsing_header(label=w.title, default_open=w.default_open, tag=f"{w.name}.header"):
+                            w.build()
+                with dpg.child_window(tag="view", no_scrollbar=True, border=False):
+                    dpg.add_image(self._texture_tag, tag="view.image", width=res, height=res)
+        dpg.create_viewport(title=TITLE, width=self.width, height=self.height, x_pos=0, y_pos=0, vsync=self.vsync)
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+        dpg.set_primary_window("main", True)
+        self._last_time = time.perf_counter()
+        self.model.open_path(self.ckpt_path)
+        return self
+
+    def close(self) -> None:
+        """Cancel captures, stop the worker, save settings and destroy the window (safe to call twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.widgets:
+            self.capture.shutdown()
+        self.worker.close()
+        self.save_settings()
+        if self._started:
+            _release_gl_context()
+            dpg.destroy_context()
+            self._started = False
+
+    def run(self) -> None:
+        self.start()
+        try:
+            while self.step():
+                pass
+        finally:
+            self.close()
+
+    # ---- the frame loop ------------------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Render exactly one UI frame; returns False once the window was closed."""
+        if not dpg.is_dearpygui_running():
+            return False
+        now = time.perf_counter()
+        dt, self._last_time = now - self._last_time, now
+        self._handle_model_events()
+        self._handle_frame()
+        self._handle_input()
+        for w in self.widgets:
+            w.update(dt)
+        self._layout()
+        if self.args != self._submitted:
+            self._submitted = self.args.snapshot()
+            self._submitted_id = self.worker.submit(self._submitted)
+        dpg.set_value("status", self.status)
+        dpg.render_dearpygui_frame()
+        return True
+
+    def _handle_model_events(self) -> None:
+        while (event := self.worker.poll_model_event()) is not None:
+            self.model.on_model_event(event)
+            if event.ok:
+                for w in self.widgets:
+                    w.on_model(event.info)
+                self._submitted = None  # new model: render the current arguments again
+
+    def _handle_frame(self) -> None:
+        result = self.worker.poll()
+        if result is None:
+            return
+        if result.error:
+            self.status = f"render failed: {result.error}"
+            self._shown_id = result.request_id
+            self.last_result = result
+            return
+        self.status = ""
+        buf = result.buffer
+        if buf.shape != self._front.shape:  # resolution changed: a texture of the new size
+            old = self._texture_tag
+            with dpg.texture_registry():
+                self._texture_tag = self._new_texture(buf)
+            dpg.configure_item("view.image", texture_tag=self._texture_tag)
+            dpg.delete_item(old)
+        else:
+            dpg.set_value(self._texture_tag, buf)  # pointer swap; uploaded on the next frame
+        self.pool.release(self._front)
+        self._front = buf
+        self._shown_id = result.request_id
+        self.last_result = result
+        self.frames_shown += 1
+        self.perf.frame_shown(result)
+        self.model.set_backend(result.backend)
+        self.render.show_backend(result.backend, result.backend_reason)
+
+    def _new_texture(self, buffer: np.ndarray) -> str:
+        self._texture_serial += 1
+        tag = f"view.texture.{self._texture_serial}"
+        dpg.add_raw_texture(buffer.shape[1], buffer.shape[0], buffer, format=dpg.mvFormat_Float_rgba, tag=tag)
+        return tag
+
+    def _layout(self) -> None:
+        """Scale the image to the largest square that fits the view area, centred."""
+        w = dpg.get_viewport_client_width() - PANEL_WIDTH - 32
+        h = dpg.get_viewport_client_height() - 24
+        size = max(64, min(w, h))
+        x0 = max(0, (w - size) // 2)
+        y0 = max(0, (h - size) // 2)
+        if dpg.get_item_width("view.image") != size or dpg.get_item_pos("view.image") != [x0, y0]:
+            dpg.configure_item("view.image", width=size, height=size)
+            dpg.set_item_pos("view.image", [x0, y0])
+        rect_min = dpg.get_item_rect_min("view.image")
+        self._image_rect = (float(rect_min[0]), float(rect_min[1]), float(size))
+
+    # ---- mouse and keyboard --------------------------------------------------------------------------------
+
+    def _on_wheel(self, _sender, delta) -> None:  # noqa: ANN001
+        if dpg.is_item_hovered("view.image"):
+            self._wheel += float(delta)
+
+    def _on_key(self, _sender, key) -> None:  # noqa: ANN001
+        self._keys.append(int(key))
+
+    def register_text_input(self, *tags: str) -> None:
+        """Keyboard shortcuts are ignored while one of these inputs has the focus."""
+        self._text_inputs.extend(tags)
+
+    def _typing(self) -> bool:
+        return any(dpg.does_item_exist(t) and (dpg.is_item_active(t) or dpg.is_item_focused(t)) for t in self._text_inputs)
+
+    def _handle_input(self) -> None:
+        mouse = tuple(dpg.get_mouse_pos(local=False))
+        hovered = dpg.is_item_hovered("view.image")
+        left = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
+        other = dpg.is_mouse_button_down(dpg.mvMouseButton_Right) or dpg.is_mouse_button_down(dpg.mvMouseButton_Middle)
+        if self._drag is None:
+            if hovered and left:
+                self._drag = ("orbit", mouse)
+            elif hovered and other:
+                self._drag = ("pan", mouse)
+        else:
+            kind, last = self._drag
+            if (kind == "orbit" and not left) or (kind == "pan" and not other):
+                self._drag = None
+            else:
+                dx, dy = mouse[0] - last[0], mouse[1] - last[1]
+                if dx or dy:
+                    if kind == "orbit":
+                        self.camera.orbit(dx, dy)
+                    else:
+                        self.camera.pan(dx, dy, self._image_rect[2])
+                self._drag = (kind, mouse)
+        if self._wheel:
+            self.camera.zoom(self._wheel)
+            self._wheel = 0.0
+        keys, self._keys = self._keys, []
+        if keys and not self._typing():
+            for key in keys:
+                if key == dpg.mvKey_F:
+                    self.camera.preset("front")
+                elif key == dpg.mvKey_L:
+                    self.camera.preset("left")
+                elif key == dpg.mvKey_R:
+                    self.camera.preset("right")
+                elif key == dpg.mvKey_Home:
+                    self.camera.reset()
+
+    # ---- helpers for widgets, tests and benchmarks ---------------------------------------------------------
+
+    def save_settings(self) -> None:
+        error = save_settings(self.settings, self.config_dir)
+        if error:
+            self.status = error
+
+    def trigger(self, tag: str, value: Any = None) -> None:
+        """Do what a user's edit of item ``tag`` does: set its value and run its callback."""
+        if value is not None:
+            dpg.set_value(tag, value)
+        callback = dpg.get_item_callback(tag)
+        if callback is None:
+            raise ValueError(f"item {tag!r} has no callback")
+        call_args = (tag, dpg.get_value(tag) if value is not None else None, dpg.get_item_user_data(tag))
+        callback(*call_args[: _positional_count(callback)])
+
+    @property
+    def settled(self) -> bool:
+        """The frame for the current arguments is on screen (or failed) and nothing is pending."""
+        return self.args == self._submitted and self._shown_id >= self._submitted_id and self.worker.idle
+
+    def wait(self, timeout: float = 60.0, extra_frames: int = 2) -> bool:
+        """Step until settled (plus ``extra_frames`` so the texture upload reached the screen)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            self.step()
+            if self.settled and self.model.loading is None:
+                for _ in range(extra_frames):
+                    self.step()
+                return True
+            time.sleep(0.002)
+        return False
+
+    @property
+    def image(self) -> np.ndarray:
+        """The RGBA float32 texture currently shown ``[R, R, 4]`` (a copy)."""
+        return self._front.copy()
+
+
+def _positional_count(fn: Callable[..., Any]) -> int:
+    """How many of (sender, app_data, user_data) DearPyGui would pass to ``fn`` (it passes as many as fit)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 3
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return 3
+    return min(3, sum(p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params))
+
+
+def gui_backends() -> tuple[str, ...]:
+    """Backends offered in the GUI."""
+    return BACKENDS
+
+
+def _release_gl_context() -> None:
+    """Release DearPyGui's GLX context before destroying it (notes §4: avoids BadAccess when another GL
+    context, e.g. EGL, is used later in the same process)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libGL.so.1")
+        lib.glXGetCurrentDisplay.restype = ctypes.c_void_p
+        dpy = lib.glXGetCurrentDisplay()
+        if dpy:
+            lib.glXMakeCurrent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p]
+            lib.glXMakeCurrent(dpy, 0, None)
+    except OSError:
+        pass
+
+
+def run_viewer(ckpt_path: str | os.PathLike | None = None, **options: Any) -> None:
+    """Open the viewer (blocks until the window is closed).
+
+    Options: ``resolution`` (256/512/1024), ``device`` ("auto", "cpu", "cuda"), ``backend``
+    (auto/gsplat/opengl/torch), ``output_dir``, ``width``, ``height``, ``vsync``. Raises
+    :class:`DisplayUnavailableError` (one-line message) when there is no display.
+    """
+    check_display()
+    Viewer(ckpt_path, **options).run()

@@ -1,0 +1,106 @@
+"""Render panel: display resolution, backend (with auto's reason), mode, background, SH reference, scale.
+
+The render resolution is independent of the window size: the image is scaled to fill the view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import dearpygui.dearpygui as dpg
+
+from app.state import (
+    BACKENDS,
+    MAX_SCALE_MODIFIER,
+    MIN_SCALE_MODIFIER,
+    MODES,
+    RESOLUTIONS,
+    SH_REFS,
+    RendererArgs,
+    clamp,
+)
+from app.widgets import Widget
+
+
+class RenderWidget(Widget):
+    name = "render"
+    title = "Render"
+
+    def __init__(self, viewer, backends: tuple[str, ...] = BACKENDS) -> None:  # noqa: ANN001
+        super().__init__(viewer)
+        self.backends = backends
+
+    @property
+    def state(self) -> RendererArgs:
+        return self.viewer.args.renderer
+
+    def _write(self, **changes) -> None:
+        self.viewer.args.renderer = replace(self.viewer.args.renderer, **changes)
+        self._sync_controls()
+
+    def set_resolution(self, value) -> None:  # noqa: ANN001
+        try:
+            res = int(value)
+        except (TypeError, ValueError):
+            return
+        if res in RESOLUTIONS:
+            self._write(resolution=res)
+
+    def set_backend(self, value) -> None:  # noqa: ANN001
+        if value in self.backends:
+            self._write(backend=value)
+
+    def set_mode(self, value) -> None:  # noqa: ANN001
+        if value in MODES:
+            self._write(mode=value)
+
+    def set_background(self, rgb) -> None:  # noqa: ANN001
+        """``rgb``: 3 or 4 numbers, either 0..1 floats or 0..255 (DearPyGui colour pickers give 0..255)."""
+        try:
+            vals = [float(v) for v in list(rgb)[:3]]
+        except (TypeError, ValueError):
+            return
+        if len(vals) != 3:
+            return
+        scale = 255.0 if max(vals) > 1.0 else 1.0
+        self._write(background=tuple(clamp(v / scale, 0.0, 1.0, 1.0) for v in vals))
+
+    def set_sh_ref(self, value) -> None:  # noqa: ANN001
+        if value in SH_REFS:
+            self._write(sh_ref=value)
+
+    def set_scale(self, value) -> None:  # noqa: ANN001
+        self._write(scale_modifier=clamp(value, MIN_SCALE_MODIFIER, MAX_SCALE_MODIFIER, self.state.scale_modifier))
+
+    def show_backend(self, backend: str, reason: str) -> None:
+        if dpg.does_item_exist(self.tag("reason")):
+            text = f"using: {backend}" + (f"\n{reason}" if reason else "")
+            dpg.set_value(self.tag("reason"), text)
+
+    def build(self) -> None:
+        s = self.state
+        dpg.add_combo([str(r) for r in RESOLUTIONS], label="resolution", tag=self.tag("resolution"),
+                      default_value=str(s.resolution), callback=lambda _s, v: self.set_resolution(v))
+        dpg.add_combo(list(self.backends), label="backend", tag=self.tag("backend"), default_value=s.backend,
+                      callback=lambda _s, v: self.set_backend(v))
+        dpg.add_text("using: -", tag=self.tag("reason"), wrap=300, color=(150, 150, 150))
+        dpg.add_combo(list(MODES), label="mode", tag=self.tag("mode"), default_value=s.mode,
+                      callback=lambda _s, v: self.set_mode(v))
+        dpg.add_color_edit([int(255 * c) for c in s.background] + [255], label="background", tag=self.tag("background"),
+                           no_alpha=True, callback=lambda _s, v: self.set_background(v))
+        dpg.add_combo(list(SH_REFS), label="SH reference", tag=self.tag("sh_ref"), default_value=s.sh_ref,
+                      callback=lambda _s, v: self.set_sh_ref(v))
+        dpg.add_slider_float(label="scale", tag=self.tag("scale"), min_value=0.1, max_value=3.0,
+                             default_value=s.scale_modifier, format="%.2f", callback=lambda _s, v: self.set_scale(v))
+        self._sync_controls()
+
+    def _sync_controls(self) -> None:
+        if not dpg.does_item_exist(self.tag("resolution")):
+            return
+        s = self.state
+        dpg.set_value(self.tag("resolution"), str(s.resolution))
+        dpg.set_value(self.tag("backend"), s.backend)
+        dpg.set_value(self.tag("mode"), s.mode)
+        dpg.set_value(self.tag("sh_ref"), s.sh_ref)
+        dpg.set_value(self.tag("scale"), s.scale_modifier)
+        dpg.set_value(self.tag("background"), [int(round(255 * c)) for c in s.background] + [255])

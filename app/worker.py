@@ -1,0 +1,354 @@
+"""Background generation and rendering for the viewer.
+
+One thread owns the generator. The UI thread *submits* :class:`RenderArgs` snapshots; only the newest pending
+request is kept (a request that was not started yet is simply replaced), so the worker never falls behind the
+mouse. Gaussians are cached per latent (:class:`LatentArgs`): orbiting, zooming or changing the render options
+only re-rasterizes. Finished frames are written into recycled display buffers (see :mod:`app.display`) and
+picked up by the UI thread with :meth:`RenderWorker.poll`. Nothing here raises into the UI: failures come back
+as one-line messages in the results.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from app.display import BufferPool
+from app.state import LatentArgs, RenderArgs
+from gghead_core import latents as lat
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line description of an exception for the status area."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about the loaded generator, for the model panel and capture sidecars."""
+
+    name: str
+    path: str | None
+    z_dim: int
+    w_dim: int
+    c_dim: int
+    num_ws: int
+    num_gaussians: int
+    sh_degree: int
+    device: str
+    device_note: str  # e.g. "no CUDA GPU found, using the CPU"
+    load_ms: float
+
+
+@dataclass
+class ModelEvent:
+    """Outcome of a load request. On failure the previous model stays loaded (``info`` is then the old one)."""
+
+    path: str | None
+    ok: bool
+    info: ModelInfo | None
+    error: str | None = None
+
+
+@dataclass
+class FrameTimings:
+    mapping_ms: float = 0.0
+    synthesis_ms: float = 0.0
+    raster_ms: float = 0.0
+    upload_ms: float = 0.0  # copy of the render into the display buffer
+    cached: bool = False  # Gaussians came from the per-latent cache (no mapping/synthesis ran)
+    total_ms: float = 0.0
+
+
+@dataclass
+class FrameResult:
+    request_id: int
+    args: RenderArgs
+    buffer: np.ndarray | None  # [R, R, 4] float32; the receiver hands it back with BufferPool.release
+    timings: FrameTimings = field(default_factory=FrameTimings)
+    backend: str = ""
+    backend_reason: str = ""
+    num_gaussians: int = 0
+    error: str | None = None
+
+
+def pick_device(device: str | None) -> tuple[str, str]:
+    """Resolve ``"auto"``/None to cuda or cpu; returns (device, note shown to the user)."""
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return "cuda", f"CUDA GPU: {torch.cuda.get_device_name(0)}"
+        return "cpu", "no CUDA GPU found: generating and rendering on the CPU"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        return "cpu", f"{device} requested but no CUDA GPU is available: using the CPU"
+    return str(device), ""
+
+
+def _default_loader(path: str | None, device: str) -> Any:
+    from gghead_core import load_generator
+
+    return load_generator(path, device=device)
+
+
+def _default_render(gaussians: Any, camera: Any, *args: Any, **kwargs: Any) -> Any:
+    from gghead_core.render import render  # late import: the renderer pulls in GL / gsplat lazily
+
+    return render(gaussians, camera, *args, **kwargs)
+
+
+class LatentGenerator:
+    """ws and Gaussians for :class:`LatentArgs`, with an LRU cache of Gaussians per latent.
+
+    ws come from :func:`gghead_core.batch.make_ws` (the CLI's own function) whenever the latent can be written
+    as a batch ``LatentSpec``, so a capture replayed from its recipe gets the very same Gaussians. Only the
+    spherical Z interpolation, which the batch engine has no spec for, is computed here. Thread-safe: a lock
+    guards the cache; generation itself runs outside it (the capture thread may generate concurrently).
+    """
+
+    def __init__(self, generator: Any, max_gaussians: int = 6) -> None:
+        self.G = generator
+        self._lock = threading.Lock()
+        self._gaussians: OrderedDict[LatentArgs, Any] = OrderedDict()
+        self._max_gaussians = max_gaussians
+
+    def cached(self, latent: LatentArgs) -> Any | None:
+        with self._lock:
+            g = self._gaussians.get(latent)
+            if g is not None:
+                self._gaussians.move_to_end(latent)
+            return g
+
+    def ws_for(self, latent: LatentArgs) -> torch.Tensor:
+        """``ws [1, num_ws, w_dim]`` for the latent."""
+        from app.capture import latent_spec
+        from gghead_core import batch
+
+        G = self.G
+        if latent.space == "z" and 0.0 < latent.t < 1.0 and latent.seed != latent.seed_b:
+            with torch.no_grad():
+                z = lat.slerp(G.z_from_seed(latent.seed), G.z_from_seed(latent.seed_b), float(latent.t))  # [1, z_dim]
+                ws = G.mapping(z.to(G.device), None, truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
+                if latent.mix_enabled and latent.mix_start < latent.mix_end:
+                    ws_mix = G.mapping(G.z_from_seed(latent.mix_seed).to(G.device), None, truncation_psi=latent.psi,
+                                       truncation_cutoff=latent.cutoff)
+                    ws = lat.style_mix(ws, ws_mix, latent.mix_start, latent.mix_end)
+            return ws
+        return batch.make_ws(G, latent_spec(latent))
+
+    def gaussians_for(self, latent: LatentArgs) -> tuple[Any, FrameTimings]:
+        """Gaussians (B=1) for ``latent``; ``timings.cached`` says whether the cache answered."""
+        g = self.cached(latent)
+        if g is not None:
+            return g, FrameTimings(cached=True)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            ws = self.ws_for(latent)
+            if ws.is_cuda:
+                torch.cuda.synchronize()
+            mapping_ms = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            g = self.G.synthesis(ws, noise_mode=latent.noise_mode)
+            if g.means.is_cuda:
+                torch.cuda.synchronize()
+            synthesis_ms = (time.perf_counter() - t0) * 1e3
+        with self._lock:
+            self._gaussians[latent] = g
+            while len(self._gaussians) > self._max_gaussians:
+                self._gaussians.popitem(last=False)
+        return g, FrameTimings(mapping_ms=mapping_ms, synthesis_ms=synthesis_ms)
+
+
+def render_args(
+    gaussians: Any,
+    args: RenderArgs,
+    render_fn: Callable[..., Any],
+    *,
+    resolution: int | None = None,
+    background: Any = None,
+) -> Any:
+    """Call the renderer with the renderer/camera part of ``args`` (resolution/background overridable)."""
+    r = args.renderer
+    return render_fn(
+        gaussians,
+        args.camera.orbit().to_camera(),
+        resolution=int(resolution or r.resolution),
+        backend=r.backend,
+        mode=r.mode,
+        background=tuple(r.background) if background is None else background,
+        sh_ref=r.sh_ref,
+        scale_modifier=float(r.scale_modifier),
+    )
+
+
+class RenderWorker:
+    """The background thread: model loading, generation, rendering. Latest request wins."""
+
+    def __init__(
+        self,
+        *,
+        device: str | None = None,
+        loader: Callable[[str | None, str], Any] | None = None,
+        render_fn: Callable[..., Any] | None = None,
+        pool: BufferPool | None = None,
+    ) -> None:
+        self.device, self.device_note = pick_device(device)
+        self._loader = loader or _default_loader
+        self.render_fn = render_fn or _default_render
+        self.pool = pool or BufferPool()
+        self._cond = threading.Condition()
+        self._pending_args: tuple[int, RenderArgs] | None = None
+        self._pending_load: tuple[str | None] | None = None
+        self._result: FrameResult | None = None
+        self._model_events: list[ModelEvent] = []
+        self._next_id = 0
+        self._busy = False
+        self._stop = False
+        self.latents: LatentGenerator | None = None
+        self.model_info: ModelInfo | None = None
+        self._thread = threading.Thread(target=self._run, name="gghead-render-worker", daemon=True)
+        self._thread.start()
+
+    # ---- UI-thread API -------------------------------------------------------------------------------------
+
+    def submit(self, args: RenderArgs) -> int:
+        """Queue ``args`` (replacing any request not started yet); returns its request id."""
+        with self._cond:
+            self._next_id += 1
+            self._pending_args = (self._next_id, args.snapshot())
+            self._cond.notify()
+            return self._next_id
+
+    def load_model(self, path: str | os.PathLike | None) -> None:
+        """Load a checkpoint in the background (None: the bundled demo model); see :meth:`poll_model_event`."""
+        with self._cond:
+            self._pending_load = (None if path is None else str(path),)
+            self._cond.notify()
+
+    def poll(self) -> FrameResult | None:
+        """The newest finished frame not yet taken (older ones were dropped and their buffers recycled)."""
+        with self._cond:
+            res, self._result = self._result, None
+            return res
+
+    def poll_model_event(self) -> ModelEvent | None:
+        with self._cond:
+            return self._model_events.pop(0) if self._model_events else None
+
+    @property
+    def idle(self) -> bool:
+        """No request pending or running (results may still wait in :meth:`poll`)."""
+        with self._cond:
+            return not self._busy and self._pending_args is None and self._pending_load is None
+
+    @property
+    def last_request_id(self) -> int:
+        with self._cond:
+            return self._next_id
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # ---- worker thread -------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and self._pending_args is None and self._pending_load is None:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                load, self._pending_load = self._pending_load, None
+                job = None
+                if load is None:
+                    job, self._pending_args = self._pending_args, None
+                self._busy = True
+            try:
+                if load is not None:
+                    self._do_load(load[0])
+                elif job is not None:
+                    self._do_render(*job)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+    def _do_load(self, path: str | None) -> None:
+        t0 = time.perf_counter()
+        try:
+            G = self._loader(path, self.device)
+        except Exception as exc:  # a broken file must never take the viewer down
+            event = ModelEvent(path=path, ok=False, info=self.model_info, error=one_line(exc))
+        else:
+            ckpt = getattr(G, "checkpoint_path", None) or path
+            info = ModelInfo(
+                name=Path(ckpt).name if ckpt else "demo model",
+                path=str(ckpt) if ckpt else None,
+                z_dim=int(G.z_dim),
+                w_dim=int(G.w_dim),
+                c_dim=int(G.c_dim),
+                num_ws=int(G.num_ws),
+                num_gaussians=int(G.num_gaussians),
+                sh_degree=int(G.sh_degree),
+                device=str(getattr(G, "device", self.device)),
+                device_note=self.device_note,
+                load_ms=(time.perf_counter() - t0) * 1e3,
+            )
+            self.latents = LatentGenerator(G)
+            self.model_info = info
+            event = ModelEvent(path=path, ok=True, info=info)
+        with self._cond:
+            self._model_events.append(event)  # the viewer re-submits its arguments when it sees this
+
+    def _do_render(self, request_id: int, args: RenderArgs) -> None:
+        gen = self.latents
+        if gen is None:
+            self._post(FrameResult(request_id, args, None, error="no model loaded"))
+            return
+        t_start = time.perf_counter()
+        buffer = None
+        try:
+            gaussians, timings = gen.gaussians_for(args.latent)
+            t0 = time.perf_counter()
+            res = render_args(gaussians, args, self.render_fn)
+            image = res.image[0]  # [R, R, 3] float in [0, 1] (not clamped above)
+            if image.is_cuda:
+                torch.cuda.synchronize()
+            timings.raster_ms = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            h, w = int(image.shape[0]), int(image.shape[1])
+            buffer = self.pool.acquire(h) if h == w else np.ones((h, w, 4), np.float32)
+            # One copy straight into the display buffer (device -> host included): no per-frame allocation.
+            torch.from_numpy(buffer)[:, :, :3].copy_(image.detach())
+            timings.upload_ms = (time.perf_counter() - t0) * 1e3
+            timings.total_ms = (time.perf_counter() - t_start) * 1e3
+            self._post(
+                FrameResult(
+                    request_id,
+                    args,
+                    buffer,
+                    timings=timings,
+                    backend=str(getattr(res, "backend", "")),
+                    backend_reason=str(getattr(res, "backend_reason", "")),
+                    num_gaussians=int(gaussians.num_gaussians),
+                )
+            )
+        except Exception as exc:
+            self.pool.release(buffer)
+            self._post(FrameResult(request_id, args, None, error=one_line(exc)))
+
+    def _post(self, result: FrameResult) -> None:
+        with self._cond:
+            old, self._result = self._result, result
+        if old is not None:  # never shown: recycle its buffer
+            self.pool.release(old.buffer)

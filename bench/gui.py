@@ -1,0 +1,148 @@
+"""Benchmark: frames per second the viewer actually displays, under a real DearPyGui window.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" python bench/gui.py [--ckpt PATH] [--seconds 8] [--resolutions 512 1024]
+
+Rows per render resolution:
+
+* ``display only``: pre-rendered frames pushed through the worker and the raw-texture path (the cost of
+  showing a frame: copy into the display buffer + pointer swap + DearPyGui upload/draw), i.e. the ceiling the
+  display path allows;
+* ``orbit``: the camera yaws a little every UI frame (Gaussians cached, only rasterization runs);
+* ``animate``: the latent interpolation slider moves every UI frame (mapping + synthesis + raster per frame).
+
+"displayed fps" counts new frames that reached the texture; "UI fps" counts DearPyGui frames (responsiveness
+while the worker is busy). Stage columns are medians over the displayed frames. The model is the bundled demo
+model when present, else the official-format fixture in ../shared (a small head), else ``--ckpt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FIXTURE = REPO.parent / "shared" / "fixtures" / "gghead_official_small" / "checkpoint.pkl"
+DEMO = REPO / "checkpoints" / "demo.safetensors"
+
+
+def pick_checkpoint(arg: str | None) -> str | None:
+    if arg:
+        return arg
+    if DEMO.is_file():
+        return None
+    if FIXTURE.is_file():
+        return str(FIXTURE)
+    raise SystemExit("no model: pass --ckpt (neither checkpoints/demo.safetensors nor the ../shared fixture exists)")
+
+
+def measure(viewer, scenario: str, seconds: float) -> dict:
+    """Drive the viewer for ``seconds`` and collect displayed/UI fps and stage medians."""
+    v = viewer
+    v.wait(120)
+    shown0, frames, t0 = v.frames_shown, 0, time.perf_counter()
+    stages: dict[str, list[float]] = {"mapping": [], "synthesis": [], "raster": [], "upload": []}
+    last_id = -1
+    yaw = 0.0
+    while time.perf_counter() - t0 < seconds:
+        if scenario in ("orbit", "display only"):
+            yaw = (yaw + 2.0) % 90.0
+            v.camera.set(yaw_deg=yaw - 45.0)
+        elif scenario == "animate":
+            v.latent.set_t((time.perf_counter() - t0) / 4.0 % 1.0)
+        v.step()
+        frames += 1
+        r = v.last_result
+        if r is not None and r.request_id != last_id and r.error is None:
+            last_id = r.request_id
+            t = r.timings
+            if not t.cached:
+                stages["mapping"].append(t.mapping_ms)
+                stages["synthesis"].append(t.synthesis_ms)
+            stages["raster"].append(t.raster_ms)
+            stages["upload"].append(t.upload_ms)
+    elapsed = time.perf_counter() - t0
+    med = {k: (statistics.median(x) if x else float("nan")) for k, x in stages.items()}
+    backend = v.last_result.backend if v.last_result else "-"
+    return dict(displayed=(v.frames_shown - shown0) / elapsed, ui=frames / elapsed, backend=backend, **med)
+
+
+def prerendered(resolution: int):
+    """A render function that returns one of a few prepared images (no rasterization cost)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.rand(1, resolution, resolution, 3, generator=gen) for _ in range(4)]
+    counter = {"n": 0}
+
+    def render(gaussians, camera, resolution=resolution, **kwargs):  # noqa: ANN001, ANN202
+        counter["n"] += 1
+        return SimpleNamespace(image=images[counter["n"] % 4], backend="none (pre-rendered)", backend_reason="")
+
+    return render
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", default=None)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--resolutions", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--scenarios", nargs="+", default=["display only", "orbit", "animate"])
+    opts = ap.parse_args()
+    if not os.environ.get("DISPLAY"):
+        print('bench/gui.py needs a display: run it under xvfb-run -a -s "-screen 0 1920x1080x24"', file=sys.stderr)
+        return 2
+    import tempfile
+
+    import torch
+
+    from app.state import RendererArgs
+    from app.viewer import Viewer
+
+    ckpt = pick_checkpoint(opts.ckpt)
+    tmp = tempfile.mkdtemp(prefix="gghead-bench-gui-")
+    os.environ.setdefault("XDG_CONFIG_HOME", tmp)
+    rows = []
+    n_gaussians = 0
+    for res in opts.resolutions:
+        for scenario in opts.scenarios:
+            render_fn = prerendered(res) if scenario == "display only" else None
+            v = Viewer(ckpt, resolution=res, backend=opts.backend, output_dir=tmp, width=1600, height=1100,
+                       vsync=False, render_fn=render_fn)
+            v.start()
+            try:
+                if not v.wait(300):
+                    raise SystemExit(f"viewer did not start: {v.status} {v.model.error}")
+                n_gaussians = v.model.info.num_gaussians
+                rows.append(dict(res=res, scenario=scenario, **measure(v, scenario, opts.seconds)))
+            finally:
+                v.close()
+            r = rows[-1]
+            print(f"  {res} {scenario}: {r['displayed']:.1f} displayed fps, {r['ui']:.1f} UI fps", file=sys.stderr)
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"\nGGHead viewer, displayed frames per second ({device}; model {ckpt or 'demo'}, {n_gaussians:,} Gaussians;"
+          f" {opts.seconds:.0f} s per row; DISPLAY={os.environ.get('DISPLAY')})\n")
+    head = f"| {'res':>4} | {'scenario':<12} | {'backend':<20} | {'displayed fps':>13} | {'UI fps':>6} | " \
+           f"{'mapping ms':>10} | {'synthesis ms':>12} | {'raster ms':>9} | {'upload ms':>9} |"
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for r in rows:
+        def f(x):  # noqa: ANN001, ANN202
+            return "-" if x != x else f"{x:.1f}"
+
+        print(f"| {r['res']:>4} | {r['scenario']:<12} | {r['backend'][:20]:<20} | {r['displayed']:>13.1f} | {r['ui']:>6.1f} | "
+              f"{f(r['mapping']):>10} | {f(r['synthesis']):>12} | {f(r['raster']):>9} | {r['upload']:>9.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

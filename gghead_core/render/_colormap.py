@@ -1,0 +1,53 @@
+"""A small rainbow colormap for depth display (dark blue -> cyan -> green -> yellow -> red), our own anchors.
+
+Piecewise-linear through a few anchor colours chosen to be perceptually ordered like the popular "turbo"
+map: dark ends, bright middle, no long flat stretches. Kept tiny on purpose: depth maps are for looking at.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# (position in [0, 1], r, g, b)
+_ANCHORS = (
+    (0.00, 0.19, 0.07, 0.23),
+    (0.13, 0.27, 0.40, 0.90),
+    (0.28, 0.16, 0.73, 0.95),
+    (0.42, 0.15, 0.93, 0.62),
+    (0.55, 0.55, 0.98, 0.24),
+    (0.68, 0.90, 0.82, 0.18),
+    (0.82, 0.98, 0.48, 0.10),
+    (0.93, 0.80, 0.18, 0.03),
+    (1.00, 0.48, 0.02, 0.01),
+)
+
+
+def rainbow(values: torch.Tensor) -> torch.Tensor:
+    """Map ``values [...]`` (clamped to [0, 1]) to colours ``[..., 3]``."""
+    anchors = torch.tensor(_ANCHORS, dtype=torch.float32, device=values.device)
+    pos, colors = anchors[:, 0].contiguous(), anchors[:, 1:]
+    v = values.to(torch.float32).clamp(0.0, 1.0)
+    hi = torch.searchsorted(pos, v.contiguous(), right=False).clamp(1, len(pos) - 1)  # [...]
+    lo = hi - 1
+    t = ((v - pos[lo]) / (pos[hi] - pos[lo])).unsqueeze(-1)
+    return colors[lo] * (1 - t) + colors[hi] * t
+
+
+def depth_to_color(
+    depth: torch.Tensor,  # [H, W] expected depth, 0 where nothing was hit
+    alpha: torch.Tensor,  # [H, W]
+) -> torch.Tensor:
+    """Colour ``[H, W, 3]`` for a depth map: near = red, far = blue, over the depth range of this image.
+
+    The range comes from the pixels with alpha > 0.5 (the fringe of a head has unreliable depth); images that
+    have none use every covered pixel. Empty pixels get the colour of the far end (composited away later).
+    """
+    covered = alpha > 0.5
+    if not bool(covered.any()):
+        covered = alpha > 0
+    if not bool(covered.any()):
+        return rainbow(torch.zeros_like(depth))
+    d = depth[covered]
+    near, far = float(d.min()), float(d.max())
+    span = max(far - near, 1e-6)
+    return rainbow((far - depth) / span)

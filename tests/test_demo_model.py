@@ -1,0 +1,146 @@
+"""The bundled demo model (checkpoints/demo.safetensors) and the script that trains it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gghead_core import load_generator
+from gghead_core.checkpoint import DEMO_CHECKPOINT
+from gghead_core.config import SH_C0
+from gghead_core.demo import heads as H
+from gghead_core.demo import train_demo
+
+
+@pytest.fixture(scope="module")
+def G():
+    return load_generator(None)
+
+
+@pytest.fixture(scope="module")
+def tpl(G) -> H.HeadTemplate:
+    return H.build_head_template(G.plane_resolution, G.config.n_uniform_flame_vertices)
+
+
+def _heads(G, seeds, psi=1.0):
+    z = torch.cat([G.z_from_seed(s) for s in seeds])
+    with torch.no_grad():
+        return G.synthesis(G.mapping(z, truncation_psi=psi), noise_mode="const")
+
+
+def _rgb(g) -> torch.Tensor:
+    return 0.5 + SH_C0 * g.sh[:, :, 0]  # [B, N, 3] DC colour (view-independent part)
+
+
+def test_demo_checkpoint_is_small_and_matches_the_demo_config(G) -> None:
+    assert DEMO_CHECKPOINT.stat().st_size < 20 * 2**20
+    assert G.num_gaussians <= 60_000
+    assert G.sh_degree == 1
+    assert G.config == train_demo.demo_config()
+    # The template buffers are the ones the committed OBJ gives (same code path as official checkpoints).
+    tpl_grid, tpl_map, tpl_points = H.build_head_template(G.plane_resolution, G.config.n_uniform_flame_vertices).uv_grid, None, None
+    torch.testing.assert_close(G._uv_grid, tpl_grid)
+
+
+def test_outputs_are_finite_and_in_range(G) -> None:
+    g = _heads(G, [0, 1, 2])
+    for name in ("means", "quats", "scales", "opacities", "sh"):
+        assert torch.isfinite(getattr(g, name)).all(), name
+    offset = g.means - G._flame_vertices
+    assert offset.abs().max() < 0.25
+    assert g.scales.max() < math.exp(-3) and g.scales.min() > 0
+    torch.testing.assert_close(g.quats.norm(dim=-1), torch.ones_like(g.opacities), atol=1e-5, rtol=0)
+    assert g.opacities.min() > -0.0011 and g.opacities.max() < 1.0011
+    assert (g.opacities > 0.8).float().mean() > 0.85  # an opaque head, not a cloud
+    rgb = _rgb(g)
+    assert rgb.min() > -0.01 and rgb.max() < 1.01
+
+
+def test_model_reproduces_the_procedural_family(G, tpl) -> None:
+    """The trained model's colours follow the per-seed targets (it learned the family, not just a mean)."""
+    seeds = [0, 1, 2, 3]
+    g = _heads(G, seeds)
+    targets = H.head_attributes(H.params_from_z(torch.cat([G.z_from_seed(s) for s in seeds])), tpl)
+    grid = G._uv_grid.repeat(len(seeds), 1, 1, 1)
+    target_rgb = F.grid_sample(targets.rgb, grid, mode="bilinear", align_corners=False)[..., 0].permute(0, 2, 1)
+    err = (_rgb(g) - target_rgb).abs().mean(dim=(1, 2))  # per head
+    spread = (target_rgb - target_rgb.mean(dim=0, keepdim=True)).abs().mean(dim=(1, 2))
+    assert (err < 0.06).all(), err
+    assert (err < 0.6 * spread).all(), (err, spread)
+
+
+def test_seeds_differ(G) -> None:
+    rgb = _rgb(_heads(G, range(6)))
+    for i in range(6):
+        for j in range(i + 1, 6):
+            assert (rgb[i] - rgb[j]).abs().mean() > 0.02, (i, j)
+
+
+def test_psi_zero_gives_the_average_head(G, tpl) -> None:
+    z = torch.cat([G.z_from_seed(s) for s in (3, 11)])
+    ws = G.mapping(z, truncation_psi=0.0)
+    torch.testing.assert_close(ws, G.w_avg.expand_as(ws))
+    g0 = _heads(G, [3, 11], psi=0.0)
+    torch.testing.assert_close(g0.sh[0], g0.sh[1])
+    # w_avg is the mean w of many latents, and its head is close to the mean of the heads.
+    zs = torch.randn(512, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        w_mean = G.mapping(zs)[:, 0].mean(dim=0)
+        spread = (G.mapping(zs)[:, 0] - w_mean).norm(dim=1).mean()
+    assert (G.w_avg - w_mean).norm() < 0.15 * spread
+    many = _heads(G, range(24))
+    mean_rgb = _rgb(many).mean(dim=0)
+    avg_err = (_rgb(g0)[0] - mean_rgb).abs().mean()
+    seed_err = (_rgb(many) - mean_rgb).abs().mean(dim=(1, 2))
+    assert avg_err < seed_err.min()
+
+
+def test_truncation_moves_toward_the_average(G) -> None:
+    rgb = {psi: _rgb(_heads(G, [5], psi=psi))[0] for psi in (0.0, 0.5, 1.0)}
+    d_half = (rgb[0.5] - rgb[0.0]).abs().mean()
+    d_full = (rgb[1.0] - rgb[0.0]).abs().mean()
+    assert 0.2 * d_full < d_half < 0.8 * d_full
+
+
+def test_interpolation_is_smooth(G) -> None:
+    z0, z1 = G.z_from_seed(0), G.z_from_seed(1)
+    ts = torch.linspace(0, 1, 17)
+    z = torch.cat([torch.lerp(z0, z1, float(t)) for t in ts])
+    with torch.no_grad():
+        g = G.synthesis(G.mapping(z), noise_mode="const")
+    rgb, means = _rgb(g), g.means
+    total = (rgb[-1] - rgb[0]).abs().mean()
+    steps = (rgb[1:] - rgb[:-1]).abs().mean(dim=(1, 2))
+    assert steps.max() < 0.25 * total  # no jump bigger than 4 of the 16 steps together
+    assert (means[1:] - means[:-1]).abs().max() < 0.05
+    # a tiny step in z makes a tiny change
+    dz = 1e-3 * torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a = G.synthesis(G.mapping(z0), noise_mode="const")
+        b = G.synthesis(G.mapping(z0 + dz), noise_mode="const")
+    assert (_rgb(a) - _rgb(b)).abs().max() < 0.02
+
+
+def test_training_script_smoke(tmp_path: Path) -> None:
+    """Two steps of the real training loop on a tiny config write a loadable checkpoint with a proper w_avg."""
+    config = dataclasses.replace(train_demo.demo_config(), plane_resolution=32, n_uniform_flame_vertices=32,
+                                 channel_base=256, channel_max=16)
+    out = tmp_path / "tiny.safetensors"
+    settings = train_demo.TrainSettings(steps=2, batch_size=2, w_avg_samples=256, threads=1)
+    result = train_demo.train(settings, out, config=config, log=lambda msg: None)
+    assert math.isfinite(result["total"])
+    G = load_generator(out)
+    assert G.config == config
+    zs = torch.randn(256, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        spread = (G.mapping(zs)[:, 0] - G.w_avg).norm(dim=1).mean()
+        assert (G.mapping(zs)[:, 0].mean(dim=0) - G.w_avg).norm() < 0.3 * spread
+        g = G.synthesis(G.mapping(G.z_from_seed(0)))
+    assert torch.isfinite(g.means).all()
+    # refuses to overwrite unasked
+    assert train_demo.main(["--out", str(out), "--steps", "1"]) == 2
