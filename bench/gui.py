@@ -4,6 +4,8 @@
 
 Rows per render resolution:
 
+* ``idle``: nothing changes; DearPyGui still re-uploads and draws the raw texture every frame, so its "UI fps"
+  is the ceiling this machine's GL (llvmpipe under Xvfb here) allows for the window;
 * ``display only``: pre-rendered frames pushed through the worker and the raw-texture path (the cost of
   showing a frame: copy into the display buffer + pointer swap + DearPyGui upload/draw), i.e. the ceiling the
   display path allows;
@@ -63,7 +65,7 @@ def measure(viewer, scenario: str, seconds: float) -> dict:
         if r is not None and r.request_id != last_id and r.error is None:
             last_id = r.request_id
             t = r.timings
-            if not t.cached:
+            if not t.cached and scenario != "display only":
                 stages["mapping"].append(t.mapping_ms)
                 stages["synthesis"].append(t.synthesis_ms)
             stages["raster"].append(t.raster_ms)
@@ -95,40 +97,58 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--resolutions", type=int, nargs="+", default=[512, 1024])
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--scenarios", nargs="+", default=["display only", "orbit", "animate"])
+    ap.add_argument("--scenarios", nargs="+", default=["idle", "display only", "orbit", "animate"])
+    ap.add_argument("--screenshot", default=None, help="also save a PNG of the whole viewer window here")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch threads for the viewer (default: its own choice, half the cores on the CPU)")
     opts = ap.parse_args()
     if not os.environ.get("DISPLAY"):
         print('bench/gui.py needs a display: run it under xvfb-run -a -s "-screen 0 1920x1080x24"', file=sys.stderr)
         return 2
     import tempfile
 
+    import dearpygui.dearpygui as dpg
     import torch
 
-    from app.state import RendererArgs
     from app.viewer import Viewer
 
     ckpt = pick_checkpoint(opts.ckpt)
     tmp = tempfile.mkdtemp(prefix="gghead-bench-gui-")
     os.environ.setdefault("XDG_CONFIG_HOME", tmp)
     rows = []
-    n_gaussians = 0
-    for res in opts.resolutions:
-        for scenario in opts.scenarios:
-            render_fn = prerendered(res) if scenario == "display only" else None
-            v = Viewer(ckpt, resolution=res, backend=opts.backend, output_dir=tmp, width=1600, height=1100,
-                       vsync=False, render_fn=render_fn)
-            v.start()
-            try:
-                if not v.wait(300):
-                    raise SystemExit(f"viewer did not start: {v.status} {v.model.error}")
-                n_gaussians = v.model.info.num_gaussians
+    # One window for every row: DearPyGui should not be re-created in one process (see tests/test_gui_viewer.py).
+    v = Viewer(ckpt, resolution=opts.resolutions[0], backend=opts.backend, output_dir=tmp, width=1600, height=1100,
+               vsync=False, torch_threads=opts.torch_threads)
+    v.start()
+    try:
+        if not v.wait(300):
+            raise SystemExit(f"viewer did not start: {v.status} {v.model.error}")
+        n_gaussians = v.model.info.num_gaussians
+        threads = torch.get_num_threads()
+        real_render = v.worker.render_fn
+        for res in opts.resolutions:
+            v.render.set_resolution(res)
+            for scenario in opts.scenarios:
+                v.worker.render_fn = prerendered(res) if scenario in ("display only", "idle") else real_render
+                v.camera.reset()
+                v.latent.set_t(0.0)
                 rows.append(dict(res=res, scenario=scenario, **measure(v, scenario, opts.seconds)))
-            finally:
-                v.close()
-            r = rows[-1]
-            print(f"  {res} {scenario}: {r['displayed']:.1f} displayed fps, {r['ui']:.1f} UI fps", file=sys.stderr)
+                r = rows[-1]
+                print(f"  {res} {scenario}: {r['displayed']:.1f} displayed fps, {r['ui']:.1f} UI fps", file=sys.stderr)
+        if opts.screenshot:
+            v.worker.render_fn = real_render
+            v.render.set_resolution(512)
+            v.latent.set_t(0.0)
+            v.camera.set(yaw_deg=-25.0, pitch_deg=8.0)
+            v.wait(300)
+            dpg.output_frame_buffer(opts.screenshot)
+            for _ in range(4):
+                v.step()
+            print(f"  screenshot of the viewer: {opts.screenshot}", file=sys.stderr)
+    finally:
+        v.close()
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores, {threads} torch threads"
     print(f"\nGGHead viewer, displayed frames per second ({device}; model {ckpt or 'demo'}, {n_gaussians:,} Gaussians;"
           f" {opts.seconds:.0f} s per row; DISPLAY={os.environ.get('DISPLAY')})\n")
     head = f"| {'res':>4} | {'scenario':<12} | {'backend':<20} | {'displayed fps':>13} | {'UI fps':>6} | " \

@@ -25,6 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+# libgomp's default busy-wait makes every parallel torch op stall when the 2 cores are shared (measured 5-20x
+# slower at load average 4-8); passive waiting costs nothing when the machine is idle. Must precede `import torch`.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
@@ -126,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), GPU: {gpu}, load average {load:.1f}")
+          f"({torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), GPU: {gpu}, "
+          f"load average {load:.1f}")
     print()
     print("| backend | Gaussians | resolution | ms/frame (median) | best | fps | runs | split (ms) |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")

@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="GGHead viewer and headless tools. Without a command the desktop viewer opens.",
+        epilog=(
+            "Every output X gets a recipe X.json (a frame folder: folder/recipe.json); "
+            "'replay X.json' reproduces X. Existing files are never replaced without --overwrite. "
+            "Exit codes: 0 ok, 1 runtime error, 2 bad arguments or output path, 130 interrupted."
+        ),
     )
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

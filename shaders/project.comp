@@ -39,7 +39,7 @@ void main() {
     ProjectedSplat s = project_gaussian(t0.xyz, texelFetch(u_geom, int(3u * i + 1u)),
                                         texelFetch(u_geom, int(3u * i + 2u)).xyz, t0.w, u_viewmat,
                                         u_intrinsics, u_clamp, u_near, u_eps2d);
-    float point_size = 2.0 * max(s.aabb_half.x, s.aabb_half.y) + 1.0;
+    float point_size = 2.0 * max(s.aabb_half.x, s.aabb_half.y);
     splats[4u * k + 0u] = vec4(s.mean, s.depth, s.visible ? t0.w : 0.0);
     splats[4u * k + 1u] = vec4(s.conic, point_size);
     splats[4u * k + 2u] = vec4(texelFetch(u_color, int(i)).rgb, 0.0);

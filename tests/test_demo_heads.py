@@ -15,19 +15,20 @@ from gghead_core.demo.train_demo import demo_config
 from gghead_core.generator import Generator
 from gghead_core.render._torch_ref import quat_to_rotmat
 
-RES = 64  # small planes keep these tests fast; the family is resolution independent
+RES = 128  # the demo model's plane resolution
+SAMPLES = 256
 
 
 @pytest.fixture(scope="module")
 def tpl() -> H.HeadTemplate:
-    return H.build_head_template(RES, RES)
+    return H.build_head_template(RES, SAMPLES)
 
 
 @pytest.fixture(scope="module")
 def config():
     import dataclasses
 
-    return dataclasses.replace(demo_config(), plane_resolution=RES, n_uniform_flame_vertices=RES)
+    return dataclasses.replace(demo_config(), plane_resolution=RES, n_uniform_flame_vertices=SAMPLES)
 
 
 def test_params_from_z_is_uniform_like_and_smooth() -> None:
@@ -57,7 +58,7 @@ def test_attributes_are_in_plausible_ranges(tpl: H.HeadTemplate) -> None:
     m = tpl.loss_mask > 0
     assert a.offset.abs().max() < 0.25 * 0.61
     ls = a.log_scale[:, :, m]
-    assert ls.max() < -3.5 and ls.min() > -12
+    assert ls.max() < -3.2 and ls.min() > -12
     # flat Gaussians: the smallest axis is several times thinner than the largest
     s = ls.exp()
     assert (s.min(dim=1).values * 3 < s.max(dim=1).values).all()
@@ -110,8 +111,8 @@ def test_rotation_field_is_continuous(tpl: H.HeadTemplate) -> None:
         both = (m[1:, :] & m[:-1, :]) if axis == 1 else (m[:, 1:] & m[:, :-1])
         jumps.append(d[both])
     jumps = np.concatenate(jumps)
-    # a sign flip of the lift would jump by ~2 pi; the field only turns quickly at the nose's underside
-    assert np.quantile(jumps, 0.99) < 0.35 and jumps.max() < 3.0
+    # a sign flip of the lift would jump by 2 pi; the field only turns quickly at creases (nose underside)
+    assert np.quantile(jumps, 0.99) < 0.6 and jumps.max() < 3.0
 
 
 def test_seeds_give_different_heads_and_median_is_average(tpl: H.HeadTemplate) -> None:

@@ -157,12 +157,14 @@ def test_uv_template_refuses_bad_input() -> None:
 
 
 def test_demo_template_buffers() -> None:
-    uv_grid, pos_map, points = build_uv_template_from_obj(T.TEMPLATE_OBJ, 64, 64)
+    uv_grid, pos_map, points = build_uv_template_from_obj(T.TEMPLATE_OBJ, 128, 128)
     g = uv_grid.shape[1]
-    assert 2000 < g < 64 * 64
-    assert uv_grid.abs().max() <= 1.0 and pos_map.shape == (3, 64, 64)
-    # Every kept point lies on the template surface (within the mesh's chord error).
+    assert 0.6 * 128**2 < g < 0.85 * 128**2  # the UV disk minus the neck cut
+    assert uv_grid.abs().max() <= 1.0 and pos_map.shape == (3, 128, 128)
+    # The kept points lie on the template surface, up to the chord error of mesh and texel interpolation
+    # (largest at creases such as the nose's underside).
     u = ((uv_grid[0, :, 0, 0] + 1) / 2).numpy()
     v = ((uv_grid[0, :, 0, 1] + 1) / 2).numpy()
     smooth, _ = T.surface_points(u, v)
-    assert np.abs(points[0].numpy() - smooth).max() < 0.01
+    dev = np.abs(points[0].numpy() - smooth).max(axis=1)
+    assert np.quantile(dev, 0.99) < 0.01 and dev.max() < 0.05

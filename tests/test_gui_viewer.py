@@ -1,8 +1,14 @@
 """The real viewer under Xvfb: start on the demo model (or the official fixture), show a head, react to widget
-callbacks, mouse and keyboard, capture screenshots and turntables, survive a broken checkpoint and odd values.
+callbacks, mouse and keyboard, capture screenshots and turntables, survive a broken checkpoint and odd values,
+and close cleanly while an export runs.
 
 Run under a virtual display (the CI does): ``xvfb-run -a -s "-screen 0 1920x1080x24" python -m pytest``.
 Frames are driven by ``Viewer.step()`` (one DearPyGui frame each), never by ``start_dearpygui()``.
+
+One viewer (one DearPyGui context) serves the whole module, and the last test closes it. Do not create a
+second viewer in the same process: DearPyGui 2.3's GLFW backend can segfault in its cursor-enter callback when
+a context is created again after one was destroyed (seen under gdb: ``ImGui_ImplGlfw_CursorEnterCallback``
+from ``glfwPollEvents``), which the real app never does (one window per process).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -230,6 +237,27 @@ def test_render_options(viewer):
     assert changed(settle(v), base) < 1e-6
 
 
+def test_every_available_backend_renders_beside_dearpygui(viewer):
+    """OpenGL renders in the worker thread with its own context while DearPyGui's GLX context stays current
+    on the UI thread (notes §4): no segfault, same head as the reference rasterizer."""
+    from gghead_core.render import available_backends
+
+    v = viewer
+    images = {}
+    for backend in available_backends():
+        v.trigger("render.backend", backend)
+        images[backend] = settle(v)
+        assert v.last_result.backend == backend, v.last_result.backend_reason
+        assert backend in dpg.get_value("render.reason")
+        for _ in range(3):  # a few more UI frames with the texture from that backend
+            v.step()
+    v.trigger("render.backend", "auto")
+    settle(v)
+    for backend, img in images.items():
+        assert 0.05 < head_fraction(img) < 0.98, backend
+        assert changed(img, images["torch"]) < 0.02, backend  # the backends agree (tests in test_render_*)
+
+
 # ---- mouse and keyboard ----------------------------------------------------------------------------------------
 
 
@@ -265,7 +293,7 @@ def test_real_mouse_drag_orbits_and_wheel_zooms(viewer):
     assert v.args.camera.radius < radius0
     _xdotool(v, f"xdotool mousemove {cx} {cy} sleep 0.1 key l sleep 0.1")
     assert v.args.camera.yaw_deg == 90.0 and v.args.camera.pitch_deg == 0.0
-    _xdotool(v, f"xdotool mousemove {cx} {cy} sleep 0.1 key Home sleep 0.1")
+    _xdotool(v, f"xdotool mousemove {cx} {cy} sleep 0.1 key Home sleep 0.1 mousemove 1919 1079")
     assert v.args.camera.yaw_deg == 0.0 and v.args.camera.radius == pytest.approx(2.7)
 
 
@@ -311,6 +339,9 @@ def test_odd_values_are_clamped_not_fatal(viewer):
     assert v.args.renderer.scale_modifier == 0.05
     v.render.set_resolution("huge")
     v.render.set_background(["a", 1])
+    v.render.set_background([2.0, -1.0, float("nan")])
+    assert v.args.renderer.background == (1.0, 0.0, 1.0)
+    v.render.set_background([1.0, 1.0, 1.0])
     assert v.args.renderer.resolution == RES
     settle(v)  # renders fine with all of that
     v.render.set_scale(1.0)
@@ -359,6 +390,39 @@ def test_screenshot_writes_png_of_chosen_resolution_with_sidecar(viewer):
     shot = iio.imread(st.output).astype(np.float32) / 255.0
     shown = np.clip(v.image[..., :3], 0.0, 1.0)  # the renderer does not clamp colours above 1; PNGs do
     assert float(np.abs(shot - shown).max()) <= 0.5 / 255 + 1e-6
+
+
+def test_screenshot_recipe_replays_to_the_same_pixels_on_the_cli(viewer, tmp_path):
+    """A GUI capture and the CLI's replay of its recipe give the same pixels (blend, style mix, pan included)."""
+    import imageio.v3 as iio
+    import subprocess
+    import sys
+
+    v = viewer
+    v.trigger("latent.seed_b", 4)
+    v.trigger("latent.t", 0.3)
+    v.latent.set_mix(enabled=True, seed=9, first=2, last=5)
+    v.trigger("truncation.psi", 0.5)
+    v.camera.set(yaw_deg=20.0, pitch_deg=-5.0, look_at=(0.02, -0.01, 0.0))
+    settle(v)
+    v.trigger("capture.shot_resolution", "view")
+    v.trigger("capture.screenshot")
+    st = wait_capture(v)
+    assert st.error is None, st.error
+    replayed = tmp_path / "replayed.png"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "main.py"), "replay", str(st.output) + ".json", "--out", str(replayed)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    a = iio.imread(st.output).astype(int)
+    b = iio.imread(replayed).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1
+    v.latent.set_mix(enabled=False)
+    v.trigger("latent.t", 0.0)
+    v.trigger("truncation.reset")
+    v.trigger("camera.reset")
+    settle(v)
 
 
 def test_turntable_export_writes_video_with_right_frame_count(viewer):
@@ -439,3 +503,33 @@ def test_recent_files_are_remembered_in_config_dir(viewer):
     data = json.loads(settings_file.read_text())
     assert data["recent_files"][0] == str(Path(path).resolve())
     assert str(Path(path).resolve()) in dpg.get_item_configuration("model.recent")["items"]
+
+
+# ---- closing -----------------------------------------------------------------------------------------------------
+# Keep this test last: it closes the module's viewer.
+
+
+def test_closing_during_export_cancels_and_leaves_no_file(viewer):
+    v = viewer
+    settle(v)
+    out = v.capture.output_dir
+    before = sorted(p.name for p in out.iterdir())
+    v.trigger("capture.frames", 500)
+    v.trigger("capture.tt_resolution", "256")
+    v.trigger("capture.format", "mp4")
+    v.trigger("capture.turntable")
+    deadline = time.time() + 120
+    while v.capture.runner.status.done < 1 and v.capture.runner.busy and time.time() < deadline:
+        v.step()
+        time.sleep(0.01)
+    assert v.capture.runner.busy, "the export should still be running when the window closes"
+    dpg.stop_dearpygui()  # what the window's close button does
+    assert v.step() is False
+    t0 = time.time()
+    v.close()
+    assert time.time() - t0 < 60
+    assert not v.capture.runner.busy and v.capture.runner.status.cancelled
+    assert sorted(p.name for p in out.iterdir()) == before  # no video, no sidecar, no hidden temp file
+    assert not [t for t in threading.enumerate() if t.name.startswith("gghead-") and t.is_alive()]
+    settings = json.loads((Path(os.environ["XDG_CONFIG_HOME"]) / "gghead-viewer" / "settings.json").read_text())
+    assert settings["output_dir"] == str(out)

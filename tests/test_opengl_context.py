@@ -36,7 +36,9 @@ def _scene():
 def _same_window(a, b) -> bool:
     import ctypes
 
-    return a is not None and b is not None and ctypes.cast(a, ctypes.c_void_p).value == ctypes.cast(b, ctypes.c_void_p).value
+    if a is None or b is None:
+        return False
+    return ctypes.cast(a, ctypes.c_void_p).value == ctypes.cast(b, ctypes.c_void_p).value
 
 
 @pytest.fixture
@@ -133,7 +135,8 @@ def test_render_inside_the_callers_context_keeps_its_state(glfw_window):
     GL.glBindVertexArray(vao)
 
     def state():
-        return (int(GL.glGetIntegerv(GL.GL_DRAW_FRAMEBUFFER_BINDING)), list(np.atleast_1d(GL.glGetIntegerv(GL.GL_VIEWPORT))),
+        return (int(GL.glGetIntegerv(GL.GL_DRAW_FRAMEBUFFER_BINDING)),
+                list(np.atleast_1d(GL.glGetIntegerv(GL.GL_VIEWPORT))),
                 bool(GL.glIsEnabled(GL.GL_BLEND)), int(GL.glGetIntegerv(GL.GL_BLEND_SRC_RGB)),
                 int(GL.glGetIntegerv(GL.GL_BLEND_DST_ALPHA)), bool(GL.glIsEnabled(GL.GL_SCISSOR_TEST)),
                 int(GL.glGetIntegerv(GL.GL_VERTEX_ARRAY_BINDING)), int(GL.glGetIntegerv(GL.GL_CURRENT_PROGRAM)))
@@ -228,6 +231,21 @@ _DPG_SCRIPT = textwrap.dedent(
         dpg.render_dearpygui_frame()
     t.join(60)
     assert out["alpha"] > 0.8, out
+    dpg.render_dearpygui_frame()
+    # Rendering *inside* DPG's compatibility-profile context: same pixels as our own context, for both
+    # primitives (points need GL_POINT_SPRITE there), and DPG keeps drawing.
+    g3 = (torch.tensor([[0.0, 0.0, 0.0], [0.03, 0.01, 0.05]]), torch.tensor([[1.0, 0, 0, 0], [0.8, 0.2, 0.5, 0.1]]),
+          torch.tensor([[0.02, 0.01, 0.005], [0.01, 0.01, 0.01]]), torch.tensor([0.9, 0.7]),
+          torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.5, 1.0]]))
+    args = (*g3, cam.world2cam(), cam.intrinsics_pixels(64), 64, 64, (1.0, 1.0, 1.0))
+    for primitive in ("points", "quads"):
+        inside = OpenGLRasterizer(context="current", primitive=primitive)
+        a = inside.rasterize(*args)
+        b = rasterize_opengl(*args)
+        assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a, b)), primitive
+        dpg.render_dearpygui_frame()
+        inside.close()
+        assert CurrentContextSnapshot.capture() == before
     dpg.render_dearpygui_frame()
     print("renderer:", default_rasterizer().describe())
     print("OK", flush=True)

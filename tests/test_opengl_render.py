@@ -93,6 +93,65 @@ def test_points_and_quads_agree(head_scene):
         assert torch.allclose(x, y, atol=1e-5)
 
 
+def _untiled_reference(means, quats, scales, opacities, colors, viewmat, K, width, height, bg):
+    """Float64 numpy 3DGS forward pass *without* the two rules blending cannot follow (the 16x16 tile
+    support and the 1e-4 stop): every Gaussian reaches every pixel where alpha >= 1/255. This is exactly
+    what the OpenGL pipeline computes, so it must agree to float32 rounding; it would catch a footprint
+    that is not conservative, a wrong order, or a blending mistake that the 35 dB contract could hide."""
+    f = lambda t: np.asarray(t, dtype=np.float64)  # noqa: E731
+    means, quats, scales, opacities, colors, viewmat, K, bg = map(f, (means, quats, scales, opacities, colors,
+                                                                      viewmat, K, bg))
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    lim_x, lim_y = 1.3 * width / (2 * fx), 1.3 * height / (2 * fy)
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    color = np.zeros((height, width, 3))
+    trans = np.ones((height, width))
+    p = means @ viewmat[:3, :3].T + viewmat[:3, 3]
+    for i in np.argsort(p[:, 2], kind="stable"):
+        x, y, z = p[i]
+        if z <= 0.2:
+            continue
+        w, a, b, c = quats[i] / np.linalg.norm(quats[i])
+        rot = np.array([[1 - 2 * (b * b + c * c), 2 * (a * b - w * c), 2 * (a * c + w * b)],
+                        [2 * (a * b + w * c), 1 - 2 * (a * a + c * c), 2 * (b * c - w * a)],
+                        [2 * (a * c - w * b), 2 * (b * c + w * a), 1 - 2 * (a * a + b * b)]])
+        m = viewmat[:3, :3] @ rot * scales[i]
+        tx, ty = z * np.clip(x / z, -lim_x, lim_x), z * np.clip(y / z, -lim_y, lim_y)
+        jac = np.array([[fx / z, 0, -fx * tx / z**2], [0, fy / z, -fy * ty / z**2]])
+        cov = jac @ m @ m.T @ jac.T + 0.3 * np.eye(2)
+        conic = np.linalg.inv(cov)
+        dx, dy = xs - (fx * x / z + cx), ys - (fy * y / z + cy)
+        power = -0.5 * (conic[0, 0] * dx * dx + conic[1, 1] * dy * dy) - conic[0, 1] * dx * dy
+        alpha = np.minimum(0.99, opacities[i] * np.exp(power))
+        alpha[(alpha < 1.0 / 255.0) | (power > 0)] = 0.0
+        color += (alpha * trans)[..., None] * colors[i]
+        trans *= 1.0 - alpha
+    return color + trans[..., None] * bg, 1.0 - trans
+
+
+@pytest.mark.parametrize("primitive", ["points", "quads", "gl33"])
+def test_exact_against_untiled_reference(primitive):
+    g = synthetic_head(300, seed=7, log_scale=-3.6, opacity=0.7)
+    colors = (SH_C0 * g.sh[0, :, 0] + 0.5).clamp_min(0.0)
+    cam = OrbitCamera(yaw_deg=-35.0, pitch_deg=12.0).to_camera()
+    args = (g.means[0], g.quats[0], g.scales[0], g.opacities[0], colors, cam.world2cam(),
+            cam.intrinsics_pixels(80, 64), 80, 64, (0.3, 0.6, 0.9))
+    if primitive == "gl33":
+        # The GL 3.3 fallback (projection in the vertex shader, CPU sort, quads), forced on this 4.5 context.
+        r = OpenGLRasterizer(context="egl", gl_version_cap=(3, 3))
+        try:
+            assert not r.projected and r.sort_mode == "cpu"
+            rgb, alpha, _ = r.rasterize(*args)
+        finally:
+            r.close()
+    else:
+        rgb, alpha, _ = _rasterizer("egl", "cpu", primitive).rasterize(*args)
+    ref_rgb, ref_alpha = _untiled_reference(*args)
+    assert float(ref_alpha.max()) > 0.9
+    assert np.abs(rgb.numpy() - ref_rgb).max() < 2e-5
+    assert np.abs(alpha.numpy() - ref_alpha).max() < 2e-5
+
+
 def test_splats_across_the_image_border():
     """Centres just outside the image still reach it: point sprites need the viewport guard band for that
     (GL drops a point whose centre leaves the clip volume)."""
@@ -215,10 +274,15 @@ def test_resize_and_reupload():
     assert b[0].shape == (80, 80, 3)
     ref = rasterize_torch(*args, cam.world2cam(), cam.intrinsics_pixels(80), 80, 80, (1.0, 1.0, 1.0))
     assert psnr(b[0], ref[0]) >= PSNR_MIN_DB
+    uploads = dict(r.upload_counts)
+    views = (g.means[0], g.quats[0])  # fresh view objects of the same memory: no re-upload
+    r.rasterize(args[0], *views[1:], *args[2:], cam.world2cam(), cam.intrinsics_pixels(80), 80, 80, (1.0, 1.0, 1.0))
+    assert r.upload_counts == uploads
     args[0].add_(torch.tensor([0.05, 0.0, 0.0]))  # in place: same tensor object, new _version
     c = r.rasterize(*args, cam.world2cam(), cam.intrinsics_pixels(80), 80, 80, (1.0, 1.0, 1.0))
     ref_moved = rasterize_torch(*args, cam.world2cam(), cam.intrinsics_pixels(80), 80, 80, (1.0, 1.0, 1.0))
     assert psnr(c[0], ref_moved[0]) >= PSNR_MIN_DB and psnr(c[0], b[0]) < PSNR_MIN_DB
+    assert r.upload_counts["geometry"] == uploads["geometry"] + 1 and r.upload_counts["colors"] == uploads["colors"]
 
 
 def test_timings_and_outputs_are_fresh():

@@ -52,7 +52,7 @@ def test_torch_reference_runs_on_cuda_and_matches_cpu():
     cpu = rasterize_torch(*scene)
     cuda_scene = tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in scene)
     gpu = rasterize_torch(*cuda_scene)
-    for a, b in zip(cpu, gpu):
+    for a, b in zip(cpu, gpu, strict=True):
         assert b.is_cuda
         torch.testing.assert_close(b.cpu(), a, atol=2e-4, rtol=0)
 

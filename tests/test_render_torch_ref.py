@@ -181,6 +181,7 @@ def test_alpha_is_capped_at_099_and_negative_opacity_is_skipped():
 def test_faint_gaussian_below_1_over_255_is_skipped():
     rgb, alpha, _ = _render(_one([0.0, 0.0, 0.0], 0.01, 0.9 / 255))
     assert alpha.max().item() == 0.0
+    torch.testing.assert_close(rgb, BG.expand(33, 33, 3))
     _, alpha, _ = _render(_one([0.0, 0.0, 0.0], 0.01, 1.1 / 255))
     assert alpha[16, 16].item() == pytest.approx(1.1 / 255, rel=1e-5)
 
@@ -270,7 +271,7 @@ def test_background_only_where_empty_and_results_independent_of_chunking():
     gs = _random_scene(7, 200)
     ref = _render(gs, width=48, height=40)
     for kw in (dict(chunk_size=1, block_elems=256), dict(chunk_size=7, block_elems=300), dict(max_pairs=1)):
-        for got, want in zip(_render(gs, width=48, height=40, **kw), ref):
+        for got, want in zip(_render(gs, width=48, height=40, **kw), ref, strict=True):
             torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     black = _render(gs, width=48, height=40, bg=torch.zeros(3))
     # rgb = C + T * bg: switching the background changes pixels by exactly (1 - alpha) * delta_bg.

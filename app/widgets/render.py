@@ -55,15 +55,21 @@ class RenderWidget(Widget):
             self._write(mode=value)
 
     def set_background(self, rgb) -> None:  # noqa: ANN001
-        """``rgb``: 3 or 4 numbers, either 0..1 floats or 0..255 (DearPyGui colour pickers give 0..255)."""
+        """``rgb``: three floats in [0, 1] (junk is ignored, out-of-range values are clamped)."""
         try:
             vals = [float(v) for v in list(rgb)[:3]]
         except (TypeError, ValueError):
             return
-        if len(vals) != 3:
+        if len(vals) == 3:
+            self._write(background=tuple(clamp(v, 0.0, 1.0, 1.0) for v in vals))
+
+    def _on_color(self, sender, _app_data) -> None:  # noqa: ANN001
+        # The callback's app_data holds 0..1 floats but get_value gives 0..255: read the item to be unambiguous.
+        value = dpg.get_value(sender) or []
+        try:
+            self.set_background([float(v) / 255.0 for v in list(value)[:3]])
+        except (TypeError, ValueError):
             return
-        scale = 255.0 if max(vals) > 1.0 else 1.0
-        self._write(background=tuple(clamp(v / scale, 0.0, 1.0, 1.0) for v in vals))
 
     def set_sh_ref(self, value) -> None:  # noqa: ANN001
         if value in SH_REFS:
@@ -87,7 +93,7 @@ class RenderWidget(Widget):
         dpg.add_combo(list(MODES), label="mode", tag=self.tag("mode"), default_value=s.mode,
                       callback=lambda _s, v: self.set_mode(v))
         dpg.add_color_edit([int(255 * c) for c in s.background] + [255], label="background", tag=self.tag("background"),
-                           no_alpha=True, callback=lambda _s, v: self.set_background(v))
+                           no_alpha=True, callback=self._on_color)
         dpg.add_combo(list(SH_REFS), label="SH reference", tag=self.tag("sh_ref"), default_value=s.sh_ref,
                       callback=lambda _s, v: self.set_sh_ref(v))
         dpg.add_slider_float(label="scale", tag=self.tag("scale"), min_value=0.1, max_value=3.0,

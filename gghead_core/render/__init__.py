@@ -16,10 +16,11 @@ orbiting) or from the render camera (``"view"``), spec 4.5.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -47,6 +48,10 @@ class RenderResult:
     or the colour-mapped depth over the background (``"depth"``; near = red, far = blue), clamped to [0, 1].
     With ``background="transparent"`` the image is composited over black and :meth:`rgba` gives straight
     (un-premultiplied) colour plus alpha for a transparent PNG.
+
+    ``timings_ms``: ``sh`` (colour evaluation), ``rasterize`` (the backend calls, all heads), ``post`` (depth,
+    colour map, stacking) and ``total``; backends that time their own stages add them (OpenGL: ``upload``,
+    ``sort``, ``raster``, ``readback``, ...), summed over the heads.
     """
 
     image: torch.Tensor  # [B, H, W, 3] float in [0, 1]
@@ -185,9 +190,9 @@ def _backend_timings(name: str) -> dict[str, float]:
 
 def _parse_resolution(resolution) -> tuple[int, int]:
     values = (resolution, resolution) if not isinstance(resolution, (tuple, list)) else tuple(resolution)
-    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if len(values) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
         raise ValueError(f"resolution must be a positive int or (width, height), got {resolution!r}")
-    width, height = values
+    width, height = (int(v) for v in values)
     if not (1 <= width <= MAX_RESOLUTION and 1 <= height <= MAX_RESOLUTION):
         raise ValueError(f"resolution must be between 1 and {MAX_RESOLUTION} pixels per side, got {width}x{height}")
     return width, height

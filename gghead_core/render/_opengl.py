@@ -3,38 +3,43 @@
 Pipeline per frame (shaders in ``shaders/``; its README lists the GL requirements):
 
 1. **Upload**, only when the head changes: mean, opacity, quaternion and scale of every Gaussian into one
-   buffer texture (3 RGBA32F texels each), colours into another. Changes are detected by tensor identity +
-   ``_version``, so rendering one ``Gaussians`` from many cameras uploads once.
-2. **Project** (GL >= 4.3, ``project.comp``): every Gaussian is projected once (EWA, 3DGS rules, shared
-   ``common.glsl``) into a per-frame splat buffer, with its depth sort key and footprint statistics.
-3. **Sort**: bitonic sort of (key, index) in ``sort.comp`` on hardware GPUs, or numpy on the CPU (one
-   ``np.sort`` of 64-bit ``key << 32 | index``: SIMD-sorted, 2x faster than ``argsort``, and identical to a
-   stable argsort, which is also what the GPU produces). Only the order (4 B per Gaussian) is uploaded.
-4. **Raster**: ``splat.vert`` emits one point sprite or one quad per Gaussian back to front; ``splat.frag``
-   evaluates the Gaussian; ``ONE, ONE_MINUS_SRC_ALPHA`` blending into an RGBA32F target cleared to the
-   background (plus an RG32F target for depth and alpha) gives the front-to-back sums of the reference.
-   Points cost far less per Gaussian on llvmpipe (one vertex instead of four, one primitive instead of two)
-   but cover a square; the host picks points when they fit ``GL_POINT_SIZE_RANGE`` and the statistics say
-   they are cheaper (cost model measured on llvmpipe; hardware GPUs always get quads).
-5. **Readback**: ``glReadPixels`` (GL_FLOAT) into host buffers reused across frames; rows come out in image
-   order because the projection does not flip y.
+   buffer texture (3 RGBA32F texels each), colours into another. Changes are detected by the tensors'
+   memory + ``_version``, so rendering one ``Gaussians`` from many cameras uploads once
+   (``upload_counts`` tells).
+2. **Sort** by camera depth: bitonic sort of (key, index) in ``sort.comp`` on hardware GPUs, or numpy on the
+   CPU (one ``np.sort`` of 64-bit ``key << 32 | index``: SIMD-sorted, faster than ``argsort``, and identical
+   to a stable argsort, which is also what the GPU produces). The CPU path uploads 4 B per Gaussian.
+3. **Project** (GL >= 4.3, ``project.comp``): every Gaussian is projected once (EWA, 3DGS rules, shared
+   ``common.glsl``) into a splat buffer *in drawing order*, with footprint statistics.
+4. **Raster**: ``splat.vert`` emits one point sprite or one quad per Gaussian, back to front, from the splat
+   buffer as plain vertex attributes; ``splat.frag`` evaluates the Gaussian; ``ONE, ONE_MINUS_SRC_ALPHA``
+   blending into an RGBA32F target cleared to the background (plus an RG32F target for depth and alpha)
+   gives the front-to-back sums of the reference. Sprites cost far less per Gaussian on llvmpipe (one
+   vertex and primitive instead of four and two) but cover a square; the host picks them when they fit
+   ``GL_POINT_SIZE_RANGE`` and the statistics say they are cheaper (cost model measured on llvmpipe;
+   hardware GPUs always get quads).
+5. **Readback**: ``glReadPixels`` (GL_FLOAT) straight into the returned arrays; rows come out in image order
+   because the projection does not flip y.
 
-On GL 3.3-4.2 contexts (no compute shaders, e.g. macOS) step 2 runs inside the vertex shader, the sort is on
-the CPU and quads are drawn.
+On GL 3.3-4.2 contexts (no compute shaders, e.g. macOS) the projection runs in the vertex shader, the sort
+on the CPU, and quads are drawn.
 
-Differences from the reference (``_torch_ref.rasterize_torch``), measured in ``tests/test_opengl_*``:
+Differences from the reference (``_torch_ref.rasterize_torch``), measured in ``tests/test_opengl_render.py``:
 
 * The 1e-4 transmittance stop is per pixel and sequential; fixed-function blending cannot skip a fragment
   based on what is already in the framebuffer, so Gaussians behind the stop point still add their (tiny)
-  weights. Measured on synthetic heads: 72-86 dB PSNR between the reference with and without the stop.
-* 3DGS lets a Gaussian reach every pixel (with alpha >= 1/255) of the 16x16 tiles its 3-sigma box touches;
-  here it reaches every pixel of its alpha >= 1/255 ellipse (a superset: the ellipse reaches 3.33 sigma for
-  opacity 1, the tiles usually farther). The difference is in tails where alpha < 1.1 % of the opacity.
+  weights (below 1e-4 / (1 - alpha) <= 1e-2 of a colour difference per pixel; on synthetic heads the
+  reference with and without the stop agree to 72-86 dB PSNR).
+* 3DGS lets a Gaussian reach the pixels of the 16x16 tiles its 3-sigma box touches (where alpha >= 1/255);
+  here it reaches its whole alpha >= 1/255 ellipse. They differ only where that ellipse leaves the touched
+  tiles (it reaches at most 3.33 sigma for opacity 1, the tiles at least 3 sigma): tails with alpha below
+  1.1 % of the opacity. Without these two rules the output equals the per-pixel formula to 2e-5.
 
 Contexts (see ``_opengl_context``): ``context="auto"`` makes a hidden glfw window when a display exists
-(else EGL surfaceless), and every call saves and restores whatever context was current before (DearPyGui's
-included). ``context="current"`` renders inside the caller's current context instead (e.g. from DPG's
-render loop): GL objects are created in that context and the GL state we touch is restored after each frame.
+(on the main thread; EGL first on other threads), else EGL surfaceless, and every call saves and restores
+whatever context was current before (DearPyGui's included). ``context="current"`` renders inside the
+caller's current context instead (e.g. in DPG's render loop): GL objects are created in that context and
+the GL state we touch is restored after each call.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ FOV_CLAMP = 1.3
 _PROJECT_LOCAL_SIZE = 256  # must match project.comp
 _SORT_LOCAL_SIZE = 512  # must match LOCAL_SIZE in sort.comp
 _SORT_BLOCK = 2 * _SORT_LOCAL_SIZE
+_GL_POINT_SPRITE = 0x8861  # compatibility profile only
+_GL_POINT_SMOOTH = 0x0B10  # compatibility profile only
 _SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "swiftshader", "software rasterizer")
 
 # Cost model for points vs quads on software renderers: on llvmpipe an instanced quad costs about as much as
@@ -106,6 +113,17 @@ __all__ = [
 # Availability
 
 
+_LIBRARY_PRESENT: bool | None = None
+
+
+def _gl_library_present() -> bool:
+    """Cached: ``find_library`` runs ``ldconfig``, a few ms each time."""
+    global _LIBRARY_PRESENT
+    if _LIBRARY_PRESENT is None:
+        _LIBRARY_PRESENT = any(ctypes.util.find_library(n) for n in ("GL", "EGL", "OpenGL"))
+    return _LIBRARY_PRESENT
+
+
 def opengl_available(*, probe: bool = True) -> tuple[bool, str]:
     """``(ok, reason)``: can this process render with the OpenGL backend? Never raises, never crashes.
 
@@ -122,7 +140,7 @@ def opengl_available(*, probe: bool = True) -> tuple[bool, str]:
         missing = [n for n in SHADER_FILES if not (SHADER_DIR / n).is_file()]
         if missing:
             return False, f"shader files missing in {SHADER_DIR}: {', '.join(missing)}"
-        if not any(ctypes.util.find_library(n) for n in ("GL", "EGL", "OpenGL")):
+        if not _gl_library_present():
             return False, "no OpenGL library found (install libgl1 / libegl1 and a Mesa or vendor driver)"
         if _DEFAULT.rasterizer is not None:
             return True, _DEFAULT.rasterizer.describe()
@@ -196,7 +214,9 @@ class _Program:
     uniforms: dict[str, int]
 
 
-def _program(GL, stages: list[tuple[int, str, tuple[str, ...], bool]], label: str, uniforms: tuple[str, ...]) -> _Program:
+def _program(
+    GL, stages: list[tuple[int, str, tuple[str, ...], bool]], label: str, uniforms: tuple[str, ...]
+) -> _Program:
     shaders = []
     try:
         for stage, name, defines, common in stages:
@@ -235,7 +255,10 @@ def _host_matrix(x, shape: tuple[int, ...], name: str) -> np.ndarray:
 
 
 def _fingerprint(*tensors) -> tuple:
-    """Identity of the inputs: same tensor objects, unchanged in place (torch bumps ``_version``).
+    """Identity of the inputs' data: same memory, layout and unchanged in place (torch bumps ``_version``,
+    shared by a tensor and its views). ``g.means[0]`` makes a new view object on every call, so object
+    identity would miss; the address is safe because the uploaded tensors are kept referenced (their memory
+    cannot be reused by another tensor meanwhile).
 
     numpy arrays cannot report in-place edits, so they never match and are always re-uploaded.
     """
@@ -243,7 +266,7 @@ def _fingerprint(*tensors) -> tuple:
     for t in tensors:
         if not isinstance(t, torch.Tensor):
             return (object(),)
-        out.append((id(t), t._version, t.data_ptr(), tuple(t.shape), t.dtype, str(t.device)))
+        out.append((t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, str(t.device), t._version))
     return tuple(out)
 
 
@@ -310,20 +333,32 @@ class OpenGLRasterizer:
     Args:
         context: ``"auto"`` | ``"glfw"`` | ``"egl"`` | ``"current"`` (see the module docstring).
         sort: ``"gpu"`` (compute shader, GL 4.3), ``"cpu"`` (numpy), or ``"auto"``: GPU on hardware
-            renderers, CPU on software ones (on llvmpipe the bitonic sort is several times slower than numpy).
+            renderers, CPU on software ones (on llvmpipe the barrier-heavy bitonic sort took 2.2 s of CPU for
+            235k Gaussians, numpy 14 ms).
         primitive: ``"points"``, ``"quads"`` or ``"auto"`` (see the module docstring). Points need GL 4.3.
+        gl_version_cap: treat the context as at most this version, e.g. ``(3, 3)`` to run (and test) the
+            fallback path for contexts without compute shaders on a machine that has them.
     """
 
-    def __init__(self, *, context: ContextKind = "auto", sort: SortMode = "auto", primitive: PrimitiveMode = "auto"):
+    def __init__(
+        self,
+        *,
+        context: ContextKind = "auto",
+        sort: SortMode = "auto",
+        primitive: PrimitiveMode = "auto",
+        gl_version_cap: tuple[int, int] | None = None,
+    ):
         if sort not in ("auto", "gpu", "cpu"):
             raise ValueError(f"sort must be auto|gpu|cpu, got {sort!r}")
         if primitive not in ("auto", "points", "quads"):
             raise ValueError(f"primitive must be auto|points|quads, got {primitive!r}")
         self._lock = threading.RLock()
         self._primitive_request = primitive
+        self._gl_version_cap = tuple(gl_version_cap) if gl_version_cap is not None else None
         self.last_timings_ms: dict[str, float] = {}
         self.last_cpu_ms: dict[str, float] = {}
         self.last_stats = FrameStats()
+        self.upload_counts = {"geometry": 0, "colors": 0}  # how often each per-head buffer was (re)uploaded
         self._owned: dict[str, list[int]] = {"buffers": [], "textures": [], "programs": [], "vaos": [], "fbos": []}
         GL = _gl()
         self._ctx: GLContext | None = create_context(context)
@@ -355,11 +390,20 @@ class OpenGLRasterizer:
         self.gl_version_string = text(GL.GL_VERSION)
         self.gl_version = (int(GL.glGetIntegerv(GL.GL_MAJOR_VERSION)), int(GL.glGetIntegerv(GL.GL_MINOR_VERSION)))
         if self.gl_version < (3, 3):
-            raise OpenGLError(f"OpenGL 3.3 or newer is required; the context has {self.gl_version_string} ({self.renderer})")
+            raise OpenGLError(
+                f"OpenGL 3.3 or newer is required; the context has {self.gl_version_string} ({self.renderer})")
+        if self._gl_version_cap is not None:
+            self.gl_version = min(self.gl_version, self._gl_version_cap)
         self.is_software = any(s in self.renderer.lower() for s in _SOFTWARE_RENDERERS)
+        # A compatibility-profile context (DearPyGui's, with context="current") rasterizes points with the
+        # legacy rules (integer size, snapped centre) unless GL_POINT_SPRITE is on; core contexts always use
+        # sprite rules and reject that enum.
+        mask = int(GL.glGetIntegerv(GL.GL_CONTEXT_PROFILE_MASK)) if self.gl_version >= (3, 2) else 0
+        self.compat_profile = bool(mask & GL.GL_CONTEXT_COMPATIBILITY_PROFILE_BIT)
         self.projected = self.gl_version >= (4, 3)
         if not self.projected and (sort == "gpu" or primitive == "points"):
-            raise OpenGLError(f"sort='gpu' and primitive='points' need OpenGL 4.3; the context has {self.gl_version_string}")
+            raise OpenGLError(
+                f"sort='gpu' and primitive='points' need OpenGL 4.3; the context has {self.gl_version_string}")
         self.sort_mode = "cpu" if (sort == "cpu" or not self.projected) else (
             "gpu" if (sort == "gpu" or not self.is_software) else "cpu")
         self._max_texture_buffer = int(GL.glGetIntegerv(GL.GL_MAX_TEXTURE_BUFFER_SIZE))
@@ -483,11 +527,12 @@ class OpenGLRasterizer:
     def _ensure_capacity(self, GL, n: int) -> None:
         s = self._scene
         if 4 * n > self._max_texture_buffer:
-            raise OpenGLError(f"{n} Gaussians exceed this GL's buffer texture limit ({self._max_texture_buffer} texels)")
+            raise OpenGLError(
+                f"{n} Gaussians exceed this GL's buffer texture limit ({self._max_texture_buffer} texels)")
         if n > s.capacity:
             capacity = max(1024, n)
-            self._alloc_texture_buffer(GL, self._geom_buf, self._geom_tex, capacity * 48, GL.GL_RGBA32F, GL.GL_STATIC_DRAW)
-            self._alloc_texture_buffer(GL, self._color_buf, self._color_tex, capacity * 16, GL.GL_RGBA32F, GL.GL_STATIC_DRAW)
+            for buf, tex, nbytes in ((self._geom_buf, self._geom_tex, 48), (self._color_buf, self._color_tex, 16)):
+                self._alloc_texture_buffer(GL, buf, tex, capacity * nbytes, GL.GL_RGBA32F, GL.GL_STATIC_DRAW)
             if self.projected:
                 GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self._splat_buf)
                 GL.glBufferData(GL.GL_ARRAY_BUFFER, capacity * 64, None, GL.GL_DYNAMIC_COPY)
@@ -499,7 +544,8 @@ class OpenGLRasterizer:
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self._keys_buf)
             GL.glBufferData(GL.GL_ARRAY_BUFFER, padded * 4, None, GL.GL_DYNAMIC_COPY)
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
-            self._alloc_texture_buffer(GL, self._order_buf, self._order_tex, padded * 4, GL.GL_R32UI, GL.GL_DYNAMIC_DRAW)
+            self._alloc_texture_buffer(GL, self._order_buf, self._order_tex, padded * 4, GL.GL_R32UI,
+                                       GL.GL_DYNAMIC_DRAW)
             s.sort_capacity = padded
 
     def _upload(self, GL, means, quats, scales, opacities, colors) -> None:
@@ -527,8 +573,8 @@ class OpenGLRasterizer:
             geom[:, 8:11] = sc
             geom[:, 11] = 0.0
             self._buffer_write(GL, self._geom_buf, geom)
+            self.upload_counts["geometry"] += 1
             s.geom_key, s.geom_refs, s.means = geom_key, (means, quats, scales, opacities), m
-            s.color_key = ()  # the count may have changed
         if n != s.count or color_key != s.color_key:
             c = _as_f32(colors, (3,), "colors")
             if c.shape[0] != n:
@@ -536,6 +582,7 @@ class OpenGLRasterizer:
             rgba = np.zeros((n, 4), np.float32)
             rgba[:, :3] = c
             self._buffer_write(GL, self._color_buf, rgba)
+            self.upload_counts["colors"] += 1
             s.color_key, s.color_refs = color_key, (colors,)
         s.count = n
 
@@ -562,7 +609,9 @@ class OpenGLRasterizer:
         return (-(cx / fx + extra * tan_x), (width - cx) / fx + extra * tan_x,
                 -(cy / fy + extra * tan_y), (height - cy) / fy + extra * tan_y)
 
-    def _set_camera_uniforms(self, GL, u: dict[str, int], viewmat: np.ndarray, K: np.ndarray, width: int, height: int) -> None:
+    def _set_camera_uniforms(
+        self, GL, u: dict[str, int], viewmat: np.ndarray, K: np.ndarray, width: int, height: int
+    ) -> None:
         GL.glUniformMatrix4fv(u["u_viewmat"], 1, GL.GL_TRUE, np.ascontiguousarray(viewmat, np.float32))
         GL.glUniform4f(u["u_intrinsics"], float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
         GL.glUniform4f(u["u_clamp"], *(float(v) for v in self._fov_clamp(K, width, height)))
@@ -698,8 +747,13 @@ class OpenGLRasterizer:
         GL.glBindVertexArray(self._vaos[primitive])
         if primitive == "points":
             GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
+            if self.compat_profile:
+                GL.glEnable(_GL_POINT_SPRITE)
+                GL.glDisable(_GL_POINT_SMOOTH)
             GL.glDrawArrays(GL.GL_POINTS, 0, n)
             GL.glDisable(GL.GL_PROGRAM_POINT_SIZE)
+            if self.compat_profile:
+                GL.glDisable(_GL_POINT_SPRITE)
         else:
             GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, n)
         GL.glBindVertexArray(0)
@@ -841,6 +895,8 @@ class OpenGLRasterizer:
         get = GL.glGetIntegerv
         caps = (GL.GL_DEPTH_TEST, GL.GL_CULL_FACE, GL.GL_SCISSOR_TEST, GL.GL_STENCIL_TEST, GL.GL_FRAMEBUFFER_SRGB,
                 GL.GL_MULTISAMPLE, GL.GL_BLEND, GL.GL_PROGRAM_POINT_SIZE)
+        if getattr(self, "compat_profile", False):
+            caps += (_GL_POINT_SPRITE, _GL_POINT_SMOOTH)
         state = {
             "draw_fbo": int(get(GL.GL_DRAW_FRAMEBUFFER_BINDING)),
             "read_fbo": int(get(GL.GL_READ_FRAMEBUFFER_BINDING)),
@@ -939,11 +995,6 @@ class OpenGLRasterizer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # GL objects die with their context; only our own context needs an explicit destroy, and that must
-        # happen on a live interpreter with the right thread, so we only warn-free skip here.
-        pass
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -279,7 +279,8 @@ class CurrentContextSnapshot:
         elif self.api == "egl":
             libs.egl.eglBindAPI(self.egl_api)
             if not libs.egl.eglMakeCurrent(self.egl_display, self.egl_draw, self.egl_read, self.egl_context):
-                raise OpenGLError(f"could not restore the previously current EGL context (0x{libs.egl.eglGetError():x})")
+                raise OpenGLError(
+                    f"could not restore the previously current EGL context (0x{libs.egl.eglGetError():x})")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -431,7 +432,8 @@ class EglSurfacelessContext(GLContext):
 
     def _candidate_displays(self, errors: list[str]) -> Iterator[tuple[str, int]]:
         vp = ctypes.c_void_p
-        get_platform_display = self._proc("eglGetPlatformDisplayEXT", vp, ctypes.c_uint, vp, ctypes.POINTER(ctypes.c_int))
+        get_platform_display = self._proc("eglGetPlatformDisplayEXT", vp, ctypes.c_uint, vp,
+                                          ctypes.POINTER(ctypes.c_int))
         if get_platform_display is None:
             errors.append("eglGetPlatformDisplayEXT unavailable")
             return
@@ -463,10 +465,12 @@ class EglSurfacelessContext(GLContext):
         return False
 
     def _try_context(self, display: int, errors: list[str]) -> int | None:
-        attrs = (ctypes.c_int * 5)(_EGL_SURFACE_TYPE, _EGL_PBUFFER_BIT, _EGL_RENDERABLE_TYPE, _EGL_OPENGL_BIT, _EGL_NONE)
+        attrs = (ctypes.c_int * 5)(_EGL_SURFACE_TYPE, _EGL_PBUFFER_BIT, _EGL_RENDERABLE_TYPE, _EGL_OPENGL_BIT,
+                                   _EGL_NONE)
         config = ctypes.c_void_p()
         count = ctypes.c_int(0)
-        if not self._egl.eglChooseConfig(display, attrs, ctypes.byref(config), 1, ctypes.byref(count)) or count.value < 1:
+        chosen = self._egl.eglChooseConfig(display, attrs, ctypes.byref(config), 1, ctypes.byref(count))
+        if not chosen or count.value < 1:
             errors.append("no EGL config with PBUFFER_BIT + OPENGL_BIT")
             return None
         if not self._egl.eglBindAPI(_EGL_OPENGL_API):

@@ -35,7 +35,7 @@ SH_C3 = (
 
 def sh_degree_from_coeffs(num_coeffs: int) -> int:
     """``K = (degree + 1)^2`` -> degree; raises for K that is not one of 1, 4, 9, 16."""
-    degree = int(round(math.sqrt(num_coeffs))) - 1
+    degree = round(math.sqrt(num_coeffs)) - 1
     if (degree + 1) ** 2 != num_coeffs or not 0 <= degree <= 3:
         raise ValueError(f"SH coefficient count {num_coeffs} is not (d+1)^2 for a degree d in 0..3")
     return degree

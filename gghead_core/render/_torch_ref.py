@@ -22,13 +22,17 @@ integer pixel index. With ``ndc_x = x / (z tan(fov_x/2))`` and ``fx = W / (2 tan
 pixel centres ``i + 0.5`` (gsplat's convention). We use the first form with ``fx, fy, cx, cy`` from ``K``.
 
 Speed without losing the semantics: Gaussians are bucketed into 16x16 tiles exactly as 3DGS does
-(``_tile_lists``), then all tiles advance together through their depth-sorted lists in chunks of
-``chunk_size`` Gaussians ("wavefront", ``_composite``). Inside a chunk the transmittance is a cumulative
-product; the 1e-4 stop is exact because ``T`` only decreases: a Gaussian contributes iff the running product
-*including* its own factor is still >= 1e-4, and once a pixel has stopped the carried product stays below
-1e-4, so nothing later contributes. Tiles whose pixels have all stopped leave the wavefront. Memory is
-bounded by ``block_elems`` (pixels x Gaussians per step) and ``max_pairs`` (tile/Gaussian pairs per band of
-tile rows), not by the image size or the number of Gaussians.
+(``_tile_lists``), then all tiles advance together through their depth-sorted lists, a chunk of Gaussians
+per step ("wavefront", ``_composite``; ``chunk_size`` while many tiles are active, up to 256 when few are).
+Inside a chunk the transmittance is a cumulative product; the 1e-4 stop is exact because ``T`` only
+decreases: a Gaussian contributes iff the running product *including* its own factor is still >= 1e-4, and
+once a pixel has stopped the carried product stays below 1e-4, so nothing later contributes. Tiles whose
+pixels have all stopped leave the wavefront. Memory is bounded by ``block_elems`` (pixels x Gaussians per
+step) and ``max_pairs`` (tile/Gaussian pairs per band of tile rows), not by the image size or the number of
+Gaussians. Two rewrites that are exact up to float rounding: ``opacity * exp(power)`` is computed as
+``exp(power + log(opacity))``, and 3DGS's "skip if the exponent is positive" is applied per Gaussian (a
+positive exponent needs a conic that is not positive definite, which the +0.3 low pass rules out; such
+Gaussians are dropped in ``project_gaussians``).
 """
 
 from __future__ import annotations
