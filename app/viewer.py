@@ -147,7 +147,7 @@ class Viewer:
         with dpg.window(tag="main"):
             with dpg.group(horizontal=True):
                 with dpg.child_window(width=PANEL_WIDTH, tag="panel"):
-                    dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 20, color=(255, 110, 110))
+                    dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 20, color=(255, 110, 110), show=False)
                     for w in self.widgets:
                         with dpg.collapsing_header(label=w.title, default_open=w.default_open, tag=f"{w.name}.header"):
                             w.build()
@@ -219,7 +219,9 @@ class Viewer:
         if self.args != self._submitted:
             self._submitted = self.args.snapshot()
             self._submitted_id = self.worker.submit(self._submitted)
-        dpg.set_value("status", self.status)
+        if dpg.get_value("status") != self.status:
+            dpg.set_value("status", self.status)
+            dpg.configure_item("status", show=bool(self.status))
         dpg.render_dearpygui_frame()
         return True
 

@@ -24,9 +24,11 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
+
+# As main.py does for the viewer: busy-waiting OpenMP threads would fight the UI thread and the GL driver.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,7 +53,7 @@ def measure(viewer, scenario: str, seconds: float) -> dict:
     v.wait(120)
     shown0, frames, t0 = v.frames_shown, 0, time.perf_counter()
     stages: dict[str, list[float]] = {"mapping": [], "synthesis": [], "raster": [], "upload": []}
-    last_id = -1
+    last_id = v.last_result.request_id if v.last_result is not None else -1  # count only frames made here
     yaw = 0.0
     while time.perf_counter() - t0 < seconds:
         if scenario in ("orbit", "display only"):

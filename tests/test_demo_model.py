@@ -42,9 +42,18 @@ def test_demo_checkpoint_is_small_and_matches_the_demo_config(G) -> None:
     assert G.num_gaussians <= 60_000
     assert G.sh_degree == 1
     assert G.config == train_demo.demo_config()
-    # The template buffers are the ones the committed OBJ gives (same code path as official checkpoints).
-    tpl_grid, tpl_map, tpl_points = H.build_head_template(G.plane_resolution, G.config.n_uniform_flame_vertices).uv_grid, None, None
-    torch.testing.assert_close(G._uv_grid, tpl_grid)
+
+def test_demo_template_buffers_come_from_the_committed_obj(G) -> None:
+    """The model's template buffers are what spec 3.4 gives for assets/head_template.obj."""
+    from gghead_core.demo.template import TEMPLATE_OBJ
+    from gghead_core.demo.uv_template import build_uv_template_from_obj
+
+    uv_grid, position_map, points = build_uv_template_from_obj(
+        TEMPLATE_OBJ, G.plane_resolution, G.config.n_uniform_flame_vertices
+    )
+    torch.testing.assert_close(G._uv_grid, uv_grid, atol=0, rtol=0)
+    torch.testing.assert_close(G._uv_position_map, position_map, atol=1e-6, rtol=0)
+    torch.testing.assert_close(G._flame_vertices, points, atol=1e-6, rtol=0)
 
 
 def test_outputs_are_finite_and_in_range(G) -> None:

@@ -81,8 +81,8 @@ class ModelWidget(Widget):
             dpg.add_button(label="Open...", tag=self.tag("open"), callback=lambda: dpg.show_item(self.tag("dialog")))
             dpg.add_button(label="Demo model", tag=self.tag("demo"), callback=lambda: self.open_path(None))
         dpg.add_combo([], label="recent", tag=self.tag("recent"), width=250, callback=self._on_recent)
-        with dpg.file_dialog(directory_selector=False, show=False, tag=self.tag("dialog"), width=700, height=420,
-                             modal=True, callback=self._on_file_dialog):
+        with dpg.file_dialog(label="Open a GGHead checkpoint", directory_selector=False, show=False,
+                             tag=self.tag("dialog"), width=700, height=420, modal=True, callback=self._on_file_dialog):
             dpg.add_file_extension("Checkpoints (*.pkl *.safetensors){.pkl,.safetensors}")
             dpg.add_file_extension(".*")
         self.viewer.register_text_input(self.tag("path"))

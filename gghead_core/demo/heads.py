@@ -437,8 +437,8 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     rgb = _mix(rgb, _rgb(0.85, 0.38, 0.35).to(dev), flush)
 
     # eyes: almond opening with sclera, iris, pupil and a dark upper lash line
-    eye_w = _lerp(0.11, 0.14, p["eye_size"])
-    eye_h = _lerp(0.05, 0.066, p["eye_size"])
+    eye_w = _lerp(0.12, 0.15, p["eye_size"])
+    eye_h = _lerp(0.056, 0.072, p["eye_size"])
     iris_col = _palette(p["eye_hue"], EYE_PALETTE)
     for side in (-1.0, 1.0):
         dx, dy = az - side * 0.345, el - 0.06
@@ -456,13 +456,13 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
         iris_r = eye_h * 0.9
         iris = (1 - _sstep(iris_r - e, iris_r + e, r_eye)) * opening
         rgb = _mix(rgb, iris_col, iris)
-        ring = _band(r_eye, iris_r * 0.75, iris_r * 1.1, e) * opening * 0.35
+        ring = _band(r_eye, iris_r * 0.75, iris_r * 1.1, e) * opening * 0.45
         rgb = _mix(rgb, _rgb(0.05, 0.05, 0.06).to(dev), ring)
         pupil = (1 - _sstep(iris_r * 0.4 - e, iris_r * 0.4 + e, r_eye)) * opening
         rgb = _mix(rgb, _rgb(0.03, 0.03, 0.04).to(dev), pupil)
         glint = 0.85 * torch.exp(-0.5 * (((dx - 0.012) / e) ** 2 + ((dy - 0.012) / e) ** 2)) * (0.006 / e) ** 2
         rgb = _mix(rgb, _rgb(0.98, 0.98, 0.98).to(dev), glint * opening)
-        lash = _band(dy - upper, -0.004, 0.010, e) * _sstep(1.15, 0.9, xr.abs())
+        lash = _band(dy - upper, -0.006, 0.014, e) * _sstep(1.2, 0.95, xr.abs())
         rgb = _mix(rgb, _rgb(0.08, 0.06, 0.05).to(dev), 0.9 * lash)
         crease = _band(dy - upper, 0.028, 0.036, e) * _sstep(1.1, 0.6, xr.abs())
         rgb = _mix(rgb, skin * 0.72, 0.45 * crease)
@@ -478,7 +478,7 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     # brows: arcs over the eyes
     brow_el = _lerp(0.175, 0.215, p["brow_height"])
     arch = _lerp(0.0, 0.035, p["brow_arch"])
-    thick = _lerp(0.014, 0.03, p["brow_thickness"])
+    thick = _lerp(0.018, 0.034, p["brow_thickness"])
     for side in (-1.0, 1.0):
         s = (az - side * 0.33) * side / 0.16  # -1 inner end .. +1 outer end
         centre = brow_el + arch * (1 - (s - 0.1) ** 2).clamp_min(0) - 0.02 * (s > 0.4).float() * (s - 0.4) ** 2
@@ -512,9 +512,8 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     beard_zone = torch.maximum(beard_zone, _band(el, -0.56, -0.5, 0.02) * _sstep(0.3, 0.2, aaz) * (1 - lips))
     rgb = _mix(rgb, hair_col * 0.85, 0.85 * beard * beard_zone)
 
-    # hair: strand-like stripes, darker roots, a soft sheen band
-    stripes = 0.5 + 0.5 * torch.sin(az * 45.0 + 2.5 * torch.sin(el * 6.0))
-    hair_tex = hair_col * (0.93 + 0.12 * stripes.unsqueeze(1)) * (0.8 + 0.2 * hair_core.unsqueeze(1))
+    # hair: darker at the roots along the hairline (strand detail is left to the elongated Gaussians)
+    hair_tex = hair_col * (0.8 + 0.2 * hair_core.unsqueeze(1))
     rgb = _mix(rgb, hair_tex, hair)
 
     # baked soft lighting from the front-top-right
@@ -540,7 +539,8 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     nose = _lerp(-0.008, 0.022, p["nose_bump"]) * torch.exp(-0.5 * ((az / 0.06) ** 2 + ((el + 0.12) / 0.11) ** 2))
     nose_w = _lerp(-0.006, 0.01, p["nose_width"]) * torch.exp(-0.5 * ((az / 0.09) ** 2 + ((el + 0.36) / 0.05) ** 2))
     lip_push = 0.006 * full * lips
-    cheeks = 0.006 * (p["cheek_blush"] - 0.3) * torch.exp(-0.5 * (((aaz - 0.58) / 0.15) ** 2 + ((el + 0.2) / 0.14) ** 2))
+    cheek_zone = torch.exp(-0.5 * (((aaz - 0.58) / 0.15) ** 2 + ((el + 0.2) / 0.14) ** 2))
+    cheeks = 0.006 * (p["cheek_blush"] - 0.3) * cheek_zone
     ears = _lerp(-0.01, 0.03, p["ear_size"]) * torch.exp(-0.5 * (((aaz - 1.62) / 0.09) ** 2 + (el / 0.17) ** 2))
     ears = ears * (1 - 0.85 * hair)  # hair covering the ears hides them
     volume = _lerp(0.006, 0.045, p["hair_volume"]) * hair_core * (1 - 0.5 * _sstep(0.3, -0.6, el))

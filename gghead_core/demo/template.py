@@ -14,7 +14,9 @@ the UV plane, read as an image with row = v, shows the face upright. The only se
 a map is at the back of the head, which the template leaves out.
 
 World frame (the EG3D/FFHQ frame the official template is registered to, spec 4.2): y up, the face looks
-toward +z; the surface spans roughly x in [-0.27, 0.27], y in [-0.45, 0.38], z in [-0.37, 0.22]. No further
+toward +z; the surface spans x in [-0.22, 0.22], y in [-0.45, 0.26], z in [-0.23, 0.18]. That is a little
+smaller than the official registered FLAME template (about 0.57 wide, up to y = 0.40): the frontal camera at the
+default radius 2.7 sees y in [-0.32, 0.32], and a demo head should fit in it with its hair. No further
 registration transform is needed (the demo config stores these positions directly).
 
 ``python -m gghead_core.demo.template`` rewrites ``assets/head_template.obj`` and ``assets/LICENSE.md``;
