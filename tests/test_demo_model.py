@@ -71,16 +71,16 @@ def test_outputs_are_finite_and_in_range(G) -> None:
 
 
 def test_model_reproduces_the_procedural_family(G, tpl) -> None:
-    """The trained model's colours follow the per-seed targets (it learned the family, not just a mean)."""
-    seeds = [0, 1, 2, 3]
+    """Each seed's head matches its own procedural target better than any other seed's (not just a mean head)."""
+    seeds = [0, 1, 2, 3, 4, 5]
     g = _heads(G, seeds)
     targets = H.head_attributes(H.params_from_z(torch.cat([G.z_from_seed(s) for s in seeds])), tpl)
     grid = G._uv_grid.repeat(len(seeds), 1, 1, 1)
     target_rgb = F.grid_sample(targets.rgb, grid, mode="bilinear", align_corners=False)[..., 0].permute(0, 2, 1)
-    err = (_rgb(g) - target_rgb).abs().mean(dim=(1, 2))  # per head
-    spread = (target_rgb - target_rgb.mean(dim=0, keepdim=True)).abs().mean(dim=(1, 2))
-    assert (err < 0.06).all(), err
-    assert (err < 0.6 * spread).all(), (err, spread)
+    model_rgb = _rgb(g)
+    err = (model_rgb[:, None] - target_rgb[None]).abs().mean(dim=(2, 3))  # [model i, target j]
+    assert (err.diagonal() < 0.07).all(), err.diagonal()
+    assert (err.argmin(dim=1) == torch.arange(len(seeds))).all(), err
 
 
 def test_seeds_differ(G) -> None:

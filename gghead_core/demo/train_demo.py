@@ -55,7 +55,7 @@ def demo_config() -> GeneratorConfig:
 
 @dataclass
 class TrainSettings:
-    steps: int = 4000
+    steps: int = 6000
     batch_size: int = 4
     lr: float = 5e-3
     mapping_lr_boost: float = 10.0  # the mapping's 0.01 lr multiplier makes it learn 100x slower otherwise
