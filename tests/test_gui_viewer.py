@@ -456,7 +456,11 @@ def test_cancelled_turntable_leaves_no_file(viewer):
     v = viewer
     settle(v)
     folder = v.capture.output_dir
-    before = sorted(p.name for p in folder.iterdir())
+
+    def listing():
+        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+    before = listing()
     v.trigger("capture.frames", 400)
     v.trigger("capture.format", "gif")
     v.trigger("capture.turntable")
@@ -467,7 +471,7 @@ def test_cancelled_turntable_leaves_no_file(viewer):
     v.trigger("capture.cancel")
     st = wait_capture(v)
     assert st.cancelled and st.output is None
-    assert sorted(p.name for p in folder.iterdir()) == before  # no partial or temp file
+    assert listing() == before  # no partial or temp file
     assert "cancelled" in dpg.get_value("capture.message")
     v.trigger("capture.frames", 48)
     v.trigger("capture.format", "mp4")
@@ -494,15 +498,25 @@ def test_broken_checkpoint_shows_error_and_keeps_model(viewer, tmp_path):
     settle(v)
 
 
-def test_recent_files_are_remembered_in_config_dir(viewer):
+def test_recent_files_are_remembered_in_config_dir(viewer, tmp_path):
     v = viewer
-    path = model_path()
-    if path is None:
-        pytest.skip("the demo model is not a user-chosen file, so it is not listed as recent")
+    start_path = model_path()
+    chosen = Path(start_path) if start_path is not None else tmp_path / "copy of demo.safetensors"
+    if start_path is None:
+        shutil.copyfile(DEMO_CKPT, chosen)  # a user-chosen file (the bundled demo itself is not "recent")
+    v.trigger("model.path", str(chosen))
+    v.trigger("model.load")
+    settle(v)
+    assert v.model.error is None and v.model.info.path == str(chosen)
     settings_file = Path(os.environ["XDG_CONFIG_HOME"]) / "gghead-viewer" / "settings.json"
     data = json.loads(settings_file.read_text())
-    assert data["recent_files"][0] == str(Path(path).resolve())
-    assert str(Path(path).resolve()) in dpg.get_item_configuration("model.recent")["items"]
+    assert data["recent_files"][0] == str(chosen.resolve())
+    assert str(chosen.resolve()) in dpg.get_item_configuration("model.recent")["items"]
+    if start_path is None:
+        v.trigger("model.demo")
+        settle(v)
+        assert v.model.info.path == str(DEMO_CKPT)
+        assert json.loads(settings_file.read_text())["recent_files"][0] == str(chosen.resolve())
 
 
 # ---- closing -----------------------------------------------------------------------------------------------------
@@ -513,7 +527,11 @@ def test_closing_during_export_cancels_and_leaves_no_file(viewer):
     v = viewer
     settle(v)
     out = v.capture.output_dir
-    before = sorted(p.name for p in out.iterdir())
+
+    def listing():
+        return sorted(p.name for p in out.iterdir()) if out.exists() else []
+
+    before = listing()
     v.trigger("capture.frames", 500)
     v.trigger("capture.tt_resolution", "256")
     v.trigger("capture.format", "mp4")
@@ -529,7 +547,7 @@ def test_closing_during_export_cancels_and_leaves_no_file(viewer):
     v.close()
     assert time.time() - t0 < 60
     assert not v.capture.runner.busy and v.capture.runner.status.cancelled
-    assert sorted(p.name for p in out.iterdir()) == before  # no video, no sidecar, no hidden temp file
+    assert listing() == before  # no video, no sidecar, no hidden temp file
     assert not [t for t in threading.enumerate() if t.name.startswith("gghead-") and t.is_alive()]
     settings = json.loads((Path(os.environ["XDG_CONFIG_HOME"]) / "gghead-viewer" / "settings.json").read_text())
     assert settings["output_dir"] == str(out)
