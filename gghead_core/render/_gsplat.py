@@ -54,7 +54,7 @@ def _check() -> tuple[bool, str]:
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         return False, f"no CUDA GPU visible to torch {torch.__version__} ({build})"
     if importlib.util.find_spec("gsplat") is None:
-        return False, "gsplat is not installed (pip install gsplat; see README, "gsplat on CUDA")"
+        return False, "gsplat is not installed (pip install gsplat; see the README, gsplat on CUDA)"
     try:
         import gsplat
 
@@ -82,7 +82,7 @@ def _check() -> tuple[bool, str]:
         if not err < 0.05:
             return False, f"gsplat {version} ran but disagrees with the reference on a test image (max error {err:.3f})"
     except Exception as exc:  # the JIT build or a kernel failed: report why, fall back
-        return False, f"gsplat CUDA kernels unavailable ({_first_line(exc)}); see README, "gsplat on CUDA""
+        return False, f"gsplat CUDA kernels unavailable ({_first_line(exc)}); see the README, gsplat on CUDA"
     kind = "prebuilt kernels" if prebuilt else "JIT-built kernels"
     return True, f"gsplat {version} on {torch.cuda.get_device_name(0)} ({kind})"
 
