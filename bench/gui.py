@@ -74,7 +74,12 @@ def measure(viewer, scenario: str, seconds: float) -> dict:
             stages["upload"].append(t.upload_ms)
     elapsed = time.perf_counter() - t0
     med = {k: (statistics.median(x) if x else float("nan")) for k, x in stages.items()}
-    backend = v.last_result.backend if v.last_result else "-"
+    r = v.last_result
+    backend = "-" if r is None else (f"ERROR {r.error}" if r.error else r.backend)
+    if scenario == "idle":
+        backend = "- (no new frames)"
+    if r is not None and r.error:
+        print(f"  render failed: {r.error}", file=sys.stderr)
     return dict(displayed=(v.frames_shown - shown0) / elapsed, ui=frames / elapsed, backend=backend, **med)
 
 
@@ -161,8 +166,11 @@ def main() -> int:
         def f(x):  # noqa: ANN001, ANN202
             return "-" if x != x else f"{x:.1f}"
 
+        def g(x):  # noqa: ANN001, ANN202
+            return "-" if x != x else f"{x:.2f}"
+
         print(f"| {r['res']:>4} | {r['scenario']:<12} | {r['backend'][:20]:<20} | {r['displayed']:>13.1f} | {r['ui']:>6.1f} | "
-              f"{f(r['mapping']):>10} | {f(r['synthesis']):>12} | {f(r['raster']):>9} | {r['upload']:>9.2f} |")
+              f"{f(r['mapping']):>10} | {f(r['synthesis']):>12} | {f(r['raster']):>9} | {g(r['upload']):>9} |")
     return 0
 
 
