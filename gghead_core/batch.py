@@ -618,6 +618,17 @@ def _recipe(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _check_output_and_sidecar(out: Path, overwrite: bool) -> None:
+    """Refuse early (before any work) when the output or its recipe sidecar would replace a file unasked."""
+    ex.check_output_file(out, overwrite=overwrite)
+    ex.check_output_file(ex.sidecar_path(out, folder=False), overwrite=overwrite)
+
+
+def _check_single_output(out: Path, extensions, overwrite: bool) -> None:
+    ex.check_extension(out, extensions)
+    _check_output_and_sidecar(out, overwrite)
+
+
 def run_still(
     G: Any,
     job: StillJob,
@@ -633,9 +644,7 @@ def run_still(
     t0 = time.perf_counter()
     job.validate()
     out = Path(out)
-    ex.check_extension(out, ex.IMAGE_EXTENSIONS)
-    ex.check_output_file(out, overwrite=overwrite)
-    ex.check_output_file(ex.sidecar_path(out, folder=False), overwrite=overwrite)
+    _check_single_output(out, ex.IMAGE_EXTENSIONS, overwrite)
     _tick(progress, 0, 2)
     g = generate(G, job.latent)
     _check_cancel(cancel)
@@ -854,9 +863,7 @@ def run_grid(
     t0 = time.perf_counter()
     job.validate()
     out = Path(out)
-    ex.check_extension(out, ex.IMAGE_EXTENSIONS)
-    ex.check_output_file(out, overwrite=overwrite)
-    ex.check_output_file(ex.sidecar_path(out, folder=False), overwrite=overwrite)
+    _check_single_output(out, ex.IMAGE_EXTENSIONS, overwrite)
     r = job.settings.resolution
     width, height = job.image_size()
     channels = 4 if job.settings.transparent else 3
@@ -915,8 +922,7 @@ def run_export(
     ext = ex.check_extension(out, ex.GAUSSIAN_EXTENSIONS)
     if ext != "." + job.format:
         raise JobError(f"--format {job.format} does not match the extension of {str(out)!r}")
-    ex.check_output_file(out, overwrite=overwrite)
-    ex.check_output_file(ex.sidecar_path(out, folder=False), overwrite=overwrite)
+    _check_output_and_sidecar(out, overwrite)
     _tick(progress, 0, 1)
     g = generate(G, job.latent)
     _check_cancel(cancel)
