@@ -1,7 +1,8 @@
 """Captures from the viewer: screenshots and turntable videos, run through the same headless engine as the CLI.
 
-The viewer's arguments are translated into :mod:`gghead_core.batch` job dataclasses, so a capture writes the
-same recipe sidecar as the CLI and ``python main.py replay <file>.json`` redraws the same pixels. Jobs run on a
+The viewer's state already is the pipeline vocabulary, so a capture job is the CLI's job with the viewer's
+latent, camera and settings in it: it writes the same recipe sidecar as the CLI, and
+``python main.py replay <file>.json`` redraws the same pixels (Z-space interpolations included). Jobs run on a
 background thread with a progress value and a cancel event; the engine writes atomically, so a cancelled or
 failed job leaves no partial file. File names are auto-numbered (``screenshot_0001.png``) and never overwrite.
 """
@@ -11,72 +12,48 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from app.state import CameraArgs, LatentArgs, RenderArgs
-from app.worker import one_line
+from app.state import RenderArgs
+from gghead_core import jobs
+from gghead_core import OutputError, one_line
 
 
 class CaptureError(ValueError):
-    """The current view cannot be captured reproducibly (one-line message)."""
+    """The current view cannot be captured (one-line message)."""
 
 
-def latent_spec(latent: LatentArgs):  # noqa: ANN201 - gghead_core.batch.LatentSpec
-    """The batch engine's description of the viewer's latent (also used by the worker, so pixels agree).
-
-    Linear W interpolation is a two-seed blend ``(1-t) ws(A) + t ws(B)``. Spherical Z interpolation at
-    0 < t < 1 has no engine equivalent and raises :class:`CaptureError`.
-    """
-    from gghead_core.batch import LatentSpec
-
-    blend = None
-    if latent.t > 0.0 and latent.seed != latent.seed_b:
-        if latent.space != "w":
-            raise CaptureError(
-                "a spherical (Z) interpolation between two seeds cannot be captured reproducibly yet; "
-                "switch the interpolation space to W or set t to 0"
-            )
-        blend = [(latent.seed, 1.0 - float(latent.t)), (latent.seed_b, float(latent.t))]
-        if latent.t >= 1.0:
-            blend = None
-    mix = latent.mix_enabled and latent.mix_start < latent.mix_end
-    return LatentSpec(
-        seed=latent.seed_b if (latent.t >= 1.0 and latent.seed != latent.seed_b) else latent.seed,
-        psi=float(latent.psi),
-        cutoff=latent.cutoff,
-        noise_mode=latent.noise_mode,
-        blend=blend,
-        mix_seed=latent.mix_seed if mix else None,
-        mix_start=latent.mix_start if mix else 0,
-        mix_end=latent.mix_end if mix else None,
-    )
+def screenshot_job(args: RenderArgs, *, resolution: int | None = None, transparent: bool = False) -> jobs.StillJob:
+    """The still job for what is on screen (optionally at another resolution or with a transparent background)."""
+    settings = args.settings
+    if resolution is not None:
+        settings = replace(settings, resolution=int(resolution))
+    if transparent:
+        settings = replace(settings, background="transparent")
+    return jobs.StillJob(latent=args.latent, camera=args.camera, settings=settings)
 
 
-def camera_spec(camera: CameraArgs):  # noqa: ANN201 - gghead_core.batch.CameraSpec
-    from gghead_core.batch import CameraSpec
+@dataclass(frozen=True)
+class TurntableOptions:
+    """The Capture panel's turntable controls; defaults are the CLI's (one full orbit, 96 frames at 24 fps)."""
 
-    return CameraSpec(
-        yaw=float(camera.yaw_deg),
-        pitch=float(camera.pitch_deg),
-        radius=float(camera.radius),
-        look_at=tuple(float(v) for v in camera.look_at),
-        fov_deg=float(camera.fov_deg),
-    )
+    frames: int = jobs.TurntableJob.frames
+    fps: float = jobs.TurntableJob.fps
+    path: str = jobs.TurntableJob.path
+    pitch_deg: float = 0.0
+    radius: float = jobs.TurntableJob.radius
+    yaw_range_deg: float = jobs.TurntableJob.yaw_range_deg
+    resolution: int = 512
+    format: str = "mp4"
 
 
-def render_settings(args: RenderArgs, *, resolution: int | None = None, transparent: bool = False):  # noqa: ANN201
-    from gghead_core.batch import RenderSettings
-
-    r = args.renderer
-    return RenderSettings(
-        resolution=int(resolution or r.resolution),
-        backend=r.backend,
-        mode=r.mode,
-        background="transparent" if transparent else tuple(float(c) for c in r.background),
-        sh_ref=r.sh_ref,
-        scale_modifier=float(r.scale_modifier),
+def turntable_job(args: RenderArgs, options: TurntableOptions) -> jobs.TurntableJob:
+    return jobs.TurntableJob(
+        latent=args.latent, frames=options.frames, fps=options.fps, path=options.path,  # type: ignore[arg-type]
+        pitch_deg=options.pitch_deg, radius=options.radius, yaw_range_deg=options.yaw_range_deg,
+        settings=replace(args.settings, resolution=int(options.resolution)),
     )
 
 
@@ -138,15 +115,13 @@ class CaptureRunner:
             status.done, status.total = int(done), max(1, int(total))
 
         def body() -> None:
-            from gghead_core.batch import Cancelled
-
             t0 = time.perf_counter()
             try:
                 status.output = fn(progress, self._cancel)
-            except Cancelled:
+            except jobs.Cancelled:
                 status.cancelled = True
             except Exception as exc:  # shown in the window; the engine already rolled back its files
-                status.error = one_line(exc)
+                status.error = one_line(exc, with_type=not isinstance(exc, ValueError))
             finally:
                 status.seconds = time.perf_counter() - t0
                 status.running = False
@@ -167,8 +142,6 @@ class CaptureRunner:
 
 def unique_output(folder: Path, prefix: str, ext: str, write: Callable[[Path], Any], attempts: int = 20) -> Path:
     """Call ``write(path)`` with the next free numbered path, retrying if another writer took the name."""
-    from gghead_core.export import OutputError
-
     last: Exception | None = None
     for _ in range(attempts):
         path = next_numbered_path(folder, prefix, ext)
@@ -180,3 +153,29 @@ def unique_output(folder: Path, prefix: str, ext: str, write: Callable[[Path], A
                 raise
             last = exc
     raise CaptureError(f"could not find a free file name in {folder}: {last}")
+
+
+def start_capture(
+    runner: CaptureRunner,
+    kind: str,
+    G: Any,
+    job: Any,
+    folder: Path,
+    ext: str,
+    *,
+    render_fn: Callable[..., Any] | None = None,
+    generate_fn: Callable[..., Any] | None = None,
+) -> bool:
+    """Run ``job`` in the background into the next free ``folder/<kind>_NNNN<ext>``; False if one is running.
+
+    ``generate_fn`` is the viewer's Gaussians cache, so a screenshot reuses the head on screen.
+    """
+
+    def work(progress: Callable[[int, int], None], cancel: threading.Event) -> Path:
+        def write(path: Path) -> None:
+            jobs.run_job(G, job, path, progress=progress, cancel=cancel, render_fn=render_fn,
+                         generate_fn=generate_fn)
+
+        return unique_output(folder, kind, ext, write)
+
+    return runner.start(kind, work)

@@ -16,6 +16,7 @@ import inspect
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,10 +24,12 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 import torch
 
+from app.capture import CaptureRunner, TurntableOptions, screenshot_job, start_capture, turntable_job
 from app.display import BufferPool, new_rgba_buffer
-from app.settings import Settings, load_settings, save_settings
-from app.state import BACKENDS, RenderArgs, RendererArgs
+from app.settings import Settings, default_output_dir, load_settings, save_settings
+from app.state import DEFAULT_SETTINGS, RenderArgs
 from app.worker import FrameResult, RenderWorker
+from gghead_core.pipeline import BACKENDS
 
 PANEL_WIDTH = 380
 TITLE = "GGHead viewer"
@@ -83,10 +86,11 @@ class Viewer:
         self.settings: Settings = load_settings(self.config_dir)
         if output_dir is not None:
             self.settings.output_dir = str(output_dir)
-        self.args = RenderArgs(renderer=RendererArgs(resolution=int(resolution), backend=backend))
+        self.args = RenderArgs(settings=replace(DEFAULT_SETTINGS, resolution=int(resolution), backend=backend))
         self.backends = gui_backends()
         self.pool = BufferPool()
         self.worker = RenderWorker(device=device, loader=loader, render_fn=render_fn, pool=self.pool)
+        self.captures = CaptureRunner()
         self.status = ""  # last render error ("" when fine)
         self.frames_shown = 0
         self.last_result: FrameResult | None = None
@@ -136,7 +140,7 @@ class Viewer:
         self._limit_torch_threads()
         dpg.create_context()
         self._started = True
-        res = self.args.renderer.resolution
+        res = self.args.settings.resolution
         self._front = new_rgba_buffer(res)
         self._front[..., :3] = 0.12  # dark grey until the first frame arrives
         with dpg.texture_registry():
@@ -166,8 +170,8 @@ class Viewer:
         if self._closed:
             return
         self._closed = True
-        if self.widgets:
-            self.capture.shutdown()
+        self.captures.cancel()
+        self.captures.join(120.0)  # a cancelled capture removes its temp files before the process may exit
         self.worker.close()
         self.save_settings()
         if self._saved_torch_threads is not None:
@@ -332,6 +336,36 @@ class Viewer:
                     self.camera.preset("right")
                 elif key == dpg.mvKey_Home:
                     self.camera.reset()
+
+    # ---- captures (jobs built from the state in app.capture; widgets only ask) --------------------------------
+
+    @property
+    def output_dir(self) -> Path:
+        text = self.settings.output_dir
+        return Path(text).expanduser() if text else default_output_dir()
+
+    def capture_screenshot(self, *, resolution: int | None = None, transparent: bool = False) -> str | None:
+        """Save the current view as the next ``screenshot_NNNN.png`` (background); returns an error or None."""
+        return self._start_capture("screenshot", lambda: screenshot_job(
+            self.args.snapshot(), resolution=resolution, transparent=transparent), ".png")
+
+    def capture_turntable(self, options: TurntableOptions) -> str | None:
+        """Render the current head along a camera loop into ``turntable_NNNN.mp4|gif`` (background)."""
+        return self._start_capture("turntable", lambda: turntable_job(self.args.snapshot(), options),
+                                   "." + options.format)
+
+    def _start_capture(self, kind: str, make_job: Callable[[], Any], ext: str) -> str | None:
+        gen = self.worker.latents
+        if gen is None:
+            return f"{kind}: no model loaded"
+        try:
+            job = make_job()
+        except ValueError as exc:
+            return f"{kind}: {exc}"
+        if not start_capture(self.captures, kind, gen.G, job, self.output_dir, ext,
+                             render_fn=self.worker.render_fn, generate_fn=gen.gaussians):
+            return "another capture is still running"
+        return None
 
     # ---- helpers for widgets, tests and benchmarks ---------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 One thread owns the generator. The UI thread *submits* :class:`RenderArgs` snapshots; only the newest pending
 request is kept (a request that was not started yet is simply replaced), so the worker never falls behind the
-mouse. Gaussians are cached per latent (:class:`LatentArgs`): orbiting, zooming or changing the render options
+mouse. Gaussians are cached per latent (:class:`~gghead_core.pipeline.LatentSpec`): orbiting, zooming or changing the render options
 only re-rasterizes. Finished frames are written into recycled display buffers (see :mod:`app.display`) and
 picked up by the UI thread with :meth:`RenderWorker.poll`. Nothing here raises into the UI: failures come back
 as one-line messages in the results.
@@ -22,15 +22,9 @@ import numpy as np
 import torch
 
 from app.display import BufferPool
-from app.state import LatentArgs, RenderArgs
-from gghead_core import latents as lat
-
-
-def one_line(exc: BaseException) -> str:
-    """A one-line description of an exception for the status area."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    name = type(exc).__name__
-    return f"{name}: {text}" if text else name
+from app.state import RenderArgs
+from gghead_core.pipeline import LatentSpec, make_ws
+from gghead_core import one_line
 
 
 @dataclass(frozen=True)
@@ -106,52 +100,40 @@ def _default_render(gaussians: Any, camera: Any, *args: Any, **kwargs: Any) -> A
 
 
 class LatentGenerator:
-    """ws and Gaussians for :class:`LatentArgs`, with an LRU cache of Gaussians per latent.
+    """Gaussians for a :class:`LatentSpec`, with an LRU cache of Gaussians per latent (keyed by
+    :meth:`LatentSpec.key`, so moving seed B while t = 0 does not regenerate).
 
-    ws come from :func:`gghead_core.batch.make_ws` (the CLI's own function) whenever the latent can be written
-    as a batch ``LatentSpec``, so a capture replayed from its recipe gets the very same Gaussians. Only the
-    spherical Z interpolation, which the batch engine has no spec for, is computed here. Thread-safe: a lock
-    guards the cache; generation itself runs outside it (the capture thread may generate concurrently).
+    ws come from :func:`gghead_core.pipeline.make_ws`, the function every CLI job uses, so a capture replayed
+    from its recipe gets the very same Gaussians. Thread-safe: a lock guards the cache; generation itself runs
+    outside it (the capture thread may generate concurrently).
     """
 
     def __init__(self, generator: Any, max_gaussians: int = 6) -> None:
         self.G = generator
         self._lock = threading.Lock()
-        self._gaussians: OrderedDict[LatentArgs, Any] = OrderedDict()
+        self._gaussians: OrderedDict[LatentSpec, Any] = OrderedDict()
         self._max_gaussians = max_gaussians
 
-    def cached(self, latent: LatentArgs) -> Any | None:
+    def cached(self, latent: LatentSpec) -> Any | None:
+        key = latent.key()
         with self._lock:
-            g = self._gaussians.get(latent)
+            g = self._gaussians.get(key)
             if g is not None:
-                self._gaussians.move_to_end(latent)
+                self._gaussians.move_to_end(key)
             return g
 
-    def ws_for(self, latent: LatentArgs) -> torch.Tensor:
-        """``ws [1, num_ws, w_dim]`` for the latent."""
-        from app.capture import latent_spec
-        from gghead_core import batch
+    def gaussians(self, latent: LatentSpec) -> Any:
+        """The Gaussians alone (the capture jobs' ``generate_fn``)."""
+        return self.gaussians_for(latent)[0]
 
-        G = self.G
-        if latent.space == "z" and 0.0 < latent.t < 1.0 and latent.seed != latent.seed_b:
-            with torch.no_grad():
-                z = lat.slerp(G.z_from_seed(latent.seed), G.z_from_seed(latent.seed_b), float(latent.t))  # [1, z_dim]
-                ws = G.mapping(z.to(G.device), None, truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
-                if latent.mix_enabled and latent.mix_start < latent.mix_end:
-                    ws_mix = G.mapping(G.z_from_seed(latent.mix_seed).to(G.device), None, truncation_psi=latent.psi,
-                                       truncation_cutoff=latent.cutoff)
-                    ws = lat.style_mix(ws, ws_mix, latent.mix_start, latent.mix_end)
-            return ws
-        return batch.make_ws(G, latent_spec(latent))
-
-    def gaussians_for(self, latent: LatentArgs) -> tuple[Any, FrameTimings]:
+    def gaussians_for(self, latent: LatentSpec) -> tuple[Any, FrameTimings]:
         """Gaussians (B=1) for ``latent``; ``timings.cached`` says whether the cache answered."""
         g = self.cached(latent)
         if g is not None:
             return g, FrameTimings(cached=True)
         with torch.no_grad():
             t0 = time.perf_counter()
-            ws = self.ws_for(latent)
+            ws = make_ws(self.G, latent)
             if ws.is_cuda:
                 torch.cuda.synchronize()
             mapping_ms = (time.perf_counter() - t0) * 1e3
@@ -161,32 +143,10 @@ class LatentGenerator:
                 torch.cuda.synchronize()
             synthesis_ms = (time.perf_counter() - t0) * 1e3
         with self._lock:
-            self._gaussians[latent] = g
+            self._gaussians[latent.key()] = g
             while len(self._gaussians) > self._max_gaussians:
                 self._gaussians.popitem(last=False)
         return g, FrameTimings(mapping_ms=mapping_ms, synthesis_ms=synthesis_ms)
-
-
-def render_args(
-    gaussians: Any,
-    args: RenderArgs,
-    render_fn: Callable[..., Any],
-    *,
-    resolution: int | None = None,
-    background: Any = None,
-) -> Any:
-    """Call the renderer with the renderer/camera part of ``args`` (resolution/background overridable)."""
-    r = args.renderer
-    return render_fn(
-        gaussians,
-        args.camera.orbit().to_camera(),
-        resolution=int(resolution or r.resolution),
-        backend=r.backend,
-        mode=r.mode,
-        background=tuple(r.background) if background is None else background,
-        sh_ref=r.sh_ref,
-        scale_modifier=float(r.scale_modifier),
-    )
 
 
 class RenderWorker:
@@ -288,7 +248,7 @@ class RenderWorker:
         try:
             G = self._loader(path, self.device)
         except Exception as exc:  # a broken file must never take the viewer down
-            event = ModelEvent(path=path, ok=False, info=self.model_info, error=one_line(exc))
+            event = ModelEvent(path=path, ok=False, info=self.model_info, error=one_line(exc, with_type=True))
         else:
             ckpt = getattr(G, "checkpoint_path", None) or path
             info = ModelInfo(
@@ -320,7 +280,7 @@ class RenderWorker:
         try:
             gaussians, timings = gen.gaussians_for(args.latent)
             t0 = time.perf_counter()
-            res = render_args(gaussians, args, self.render_fn)
+            res = self.render_fn(gaussians, args.camera.to_camera(), **args.settings.render_kwargs())
             image = res.image[0]  # [R, R, 3] float in [0, 1] (not clamped above)
             if image.is_cuda:
                 torch.cuda.synchronize()
@@ -345,7 +305,7 @@ class RenderWorker:
             )
         except Exception as exc:
             self.pool.release(buffer)
-            self._post(FrameResult(request_id, args, None, error=one_line(exc)))
+            self._post(FrameResult(request_id, args, None, error=one_line(exc, with_type=True)))
 
     def _post(self, result: FrameResult) -> None:
         with self._cond:

@@ -1,6 +1,6 @@
 """Seconds for a 96-frame turntable (the official sample script's trajectory) at 512x512 and 1024x1024.
 
-Runs the same job the CLI runs (``gghead_core.batch.run_turntable``: one generator call, 96 renders, H.264
+Runs the same job the CLI runs (``gghead_core.jobs.TurntableJob`` on the official circle path: one generator call, 96 renders, H.264
 encode through imageio-ffmpeg, atomic write + recipe) and splits the time into generation, rendering and the
 rest (uint8 conversion, encoding, writing). Uses the bundled demo model, or the official-format fixture when
 the demo is absent (the table says which).
@@ -22,9 +22,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from gghead_core import batch as b  # noqa: E402
+from gghead_core import jobs  # noqa: E402
 from gghead_core import load_generator  # noqa: E402
 from gghead_core.checkpoint import DEMO_CHECKPOINT  # noqa: E402
+from gghead_core.pipeline import LatentSpec, RenderSettings, generate  # noqa: E402
 
 FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "gghead_official_small" / "checkpoint.pkl"
 
@@ -55,15 +56,15 @@ def bench_one(G, resolution: int, frames: int, backend: str, seed: int) -> dict:
         used["backend"] = getattr(res, "backend", None)
         return res
 
-    job = b.TurntableJob(latent=b.LatentSpec(seed=seed), frames=frames,
-                         settings=b.RenderSettings(resolution=resolution, backend=backend))
+    job = jobs.TurntableJob(latent=LatentSpec(seed=seed), frames=frames, path="circle",
+                            settings=RenderSettings(resolution=resolution, backend=backend))
     t = time.perf_counter()
-    b.generate(G, job.latent)  # warm-up + the generation time on its own
+    generate(G, job.latent)  # warm-up + the generation time on its own
     if str(G.device).startswith("cuda"):
         torch.cuda.synchronize()
     gen_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
-        result = b.run_turntable(G, job, Path(tmp) / "turntable.mp4", render_fn=timed_render)
+        result = jobs.run_job(G, job, Path(tmp) / "turntable.mp4", render_fn=timed_render)
         size_mb = (Path(tmp) / "turntable.mp4").stat().st_size / 1e6
     total = result.seconds
     return {

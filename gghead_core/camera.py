@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -124,13 +125,14 @@ def frontal_camera(radius: float = DEFAULT_RADIUS, focal: float = DEFAULT_FOCAL)
     return Camera(cam2world=cam2world, focal=focal)
 
 
-@dataclass
-class OrbitCamera:
-    """A camera orbiting a look-at point: what users control in the viewer and on the command line.
+@dataclass(frozen=True)
+class CameraSpec:
+    """A camera orbiting a look-at point: what users control in the viewer, on the command line and in recipes.
 
     ``yaw_deg`` turns the camera around the world y axis (positive = the camera moves toward +x and sees more
     of the head's left side), ``pitch_deg`` raises it (positive = camera above, looking down; clamped to
-    +-89 degrees so it never flips). At yaw = pitch = 0 it is exactly :func:`frontal_camera`.
+    +-89 degrees when posed, so it never flips). At yaw = pitch = 0 it is exactly :func:`frontal_camera`.
+    Values are validated when the spec is made, so an invalid camera cannot exist.
     """
 
     yaw_deg: float = 0.0
@@ -139,13 +141,27 @@ class OrbitCamera:
     look_at: tuple[float, float, float] = (0.0, 0.0, 0.0)
     fov_deg: float = field(default=DEFAULT_FOV_DEG)
 
-    MAX_PITCH_DEG = 89.0
+    MAX_PITCH_DEG: ClassVar[float] = 89.0
+
+    def __post_init__(self) -> None:
+        from gghead_core.vocabulary import (
+            MAX_ABS_ANGLE_DEG, MAX_ABS_LOOK_AT, MAX_RADIUS, SpecError, check_number,
+        )
+
+        set_ = object.__setattr__
+        set_(self, "yaw_deg", check_number(self.yaw_deg, "camera yaw", lo=-MAX_ABS_ANGLE_DEG, hi=MAX_ABS_ANGLE_DEG))
+        set_(self, "pitch_deg",
+             check_number(self.pitch_deg, "camera pitch", lo=-MAX_ABS_ANGLE_DEG, hi=MAX_ABS_ANGLE_DEG))
+        set_(self, "radius", check_number(self.radius, "camera radius", lo=0.0, hi=MAX_RADIUS, lo_open=True))
+        set_(self, "fov_deg", check_number(self.fov_deg, "field of view (degrees)", lo=0.0, hi=180.0,
+                                           lo_open=True, hi_open=True))
+        look = self.look_at
+        if isinstance(look, (str, bytes)) or not hasattr(look, "__len__") or len(look) != 3:
+            raise SpecError(f"look-at must be three numbers X,Y,Z, got {look!r}")
+        set_(self, "look_at", tuple(check_number(v, "look-at", lo=-MAX_ABS_LOOK_AT, hi=MAX_ABS_LOOK_AT)
+                                    for v in look))
 
     def to_camera(self) -> Camera:
-        if not (self.radius > 0 and math.isfinite(self.radius)):
-            raise ValueError(f"camera radius must be positive, got {self.radius}")
-        if not (0.0 < self.fov_deg < 180.0):
-            raise ValueError(f"camera fov must be in (0, 180) degrees, got {self.fov_deg}")
         pitch = max(-self.MAX_PITCH_DEG, min(self.MAX_PITCH_DEG, float(self.pitch_deg)))
         yaw_r, pitch_r = math.radians(self.yaw_deg), math.radians(pitch)
         target = np.asarray(self.look_at, dtype=np.float64)
@@ -160,3 +176,6 @@ class OrbitCamera:
             m[:3, 3] += target
             return Camera(cam2world=m, focal=focal)
         return Camera(cam2world=look_at_cam2world(target + self.radius * offset, target), focal=focal)
+
+
+OrbitCamera = CameraSpec  # TODO(session-8): remove once every caller says CameraSpec

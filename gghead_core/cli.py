@@ -14,259 +14,19 @@ Every output gets a recipe sidecar (``out.png`` -> ``out.png.json``; a frame fol
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from gghead_core._cli_parser import HEADLESS_HINT, PROG, UsageError, build_parser, join_negative_values
+from gghead_core.vocabulary import one_line
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-PROG = "main.py"
-HEADLESS_HINT = (
-    "no display available for the viewer; use the headless commands instead: "
-    f"python {PROG} info|render|turntable|interpolate|grid|export-ply|replay --help"
-)
-
-
-class UsageError(Exception):
-    """Bad command-line arguments (argparse's errors are routed here so they print as one line)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Argument types (each raises ArgumentTypeError -> one-line usage error)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _seed_type(text: str) -> int:
-    from gghead_core.latents import parse_seed
-
-    try:
-        return parse_seed(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seed_list_type(text: str) -> list[int]:
-    from gghead_core.latents import parse_seed_list
-
-    try:
-        return parse_seed_list(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _int_type(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _float_type(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _float_list_type(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
-
-
-def _xyz_type(text: str) -> tuple[float, float, float]:
-    values = _float_list_type(text)
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"expected X,Y,Z, got {text!r}")
-    return (values[0], values[1], values[2])
-
-
-def _cutoff_type(text: str) -> int:
-    value = _int_type(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"cutoff must be non-negative, got {value}")
-    return value
-
-
-# Options whose values may start with "-" (negative numbers in lists): "--yaws -30,0,30" -> "--yaws=-30,0,30".
-_NEGATIVE_OK = ("--yaws", "--look-at", "--background", "--yaw", "--pitch")
-
-
-def _join_negative_values(argv: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    i = 0
-    argv = list(argv)
-    while i < len(argv):
-        a = argv[i]
-        if a in _NEGATIVE_OK and i + 1 < len(argv) and argv[i + 1].startswith("-") and _looks_numeric(argv[i + 1]):
-            out.append(f"{a}={argv[i + 1]}")
-            i += 2
-            continue
-        out.append(a)
-        i += 1
-    return out
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        [float(v) for v in text.split(",")]
-        return True
-    except ValueError:
-        return False
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Parser
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """``--ckpt``/``--device``/``--quiet`` on the main parser (with defaults) and on every subcommand (with
-    SUPPRESS defaults, so a value given before the command is not reset by the subparser)."""
-    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
-    parser.add_argument("--ckpt", default=d(None), metavar="PATH",
-                        help="checkpoint: official .pkl or our .safetensors (default: the bundled demo model)")
-    parser.add_argument("--device", default=d("auto"), choices=("auto", "cpu", "cuda"),
-                        help="where the generator runs (auto: CUDA when available)")
-    parser.add_argument("--quiet", "-q", action="store_true", default=d(False), help="no progress bar")
-
-
-def _render_options(p: argparse.ArgumentParser, resolution: int) -> None:
-    g = p.add_argument_group("rendering")
-    g.add_argument("--resolution", type=_int_type, default=resolution,
-                   help=f"image size in pixels, a multiple of 16 up to 4096 (default {resolution})")
-    g.add_argument("--backend", default="auto", choices=("auto", "gsplat", "opengl", "torch"))
-    g.add_argument("--mode", default="rgb", choices=("rgb", "alpha", "depth"))
-    g.add_argument("--background", default="white", metavar="white|black|transparent|R,G,B",
-                   help="background (R,G,B floats in [0,1]); transparent needs PNG output")
-    g.add_argument("--sh-ref", default="frontal", choices=("frontal", "view"),
-                   help="SH colours from the fixed frontal camera (official default) or from each view")
-
-
-def _latent_options(p: argparse.ArgumentParser, seed_required: bool = True) -> None:
-    g = p.add_argument_group("latent")
-    if seed_required:
-        g.add_argument("--seed", type=_seed_type, required=True, help="latent seed (0 .. 2^32-1)")
-    g.add_argument("--psi", type=_float_type, default=0.7, help="truncation psi (default 0.7)")
-    g.add_argument("--cutoff", type=_cutoff_type, default=None, help="truncate only the first K ws rows")
-    g.add_argument("--noise-mode", default="const", choices=("const", "random", "none"))
-
-
-def _output_options(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--out", required=True, metavar="PATH", help=what)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROG,
-        description="GGHead viewer and headless tools. Without a command the desktop viewer opens.",
-        epilog=(
-            "Every output X gets a recipe X.json (a frame folder: folder/recipe.json); "
-            "'replay X.json' reproduces X. Existing files are never replaced without --overwrite. "
-            "Exit codes: 0 ok, 1 runtime error, 2 bad arguments or output path, 130 interrupted."
-        ),
-    )
-    _global_options(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _global_options(p, suppress=True)
-        return p
-
-    add("info", "print the model's key facts and the renderer that would be used")
-
-    p = add("convert", "convert a checkpoint (.pkl or .safetensors) to our .safetensors format")
-    p.add_argument("input", metavar="IN")
-    p.add_argument("output", metavar="OUT")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-
-    p = add("render", "render one image of one head to PNG")
-    _latent_options(p)
-    g = p.add_argument_group("camera")
-    g.add_argument("--yaw", type=_float_type, default=0.0, help="degrees; positive moves the camera toward +x")
-    g.add_argument("--pitch", type=_float_type, default=0.0, help="degrees; positive looks down from above")
-    g.add_argument("--radius", type=_float_type, default=2.7)
-    g.add_argument("--look-at", type=_xyz_type, default=(0.0, 0.0, 0.0), metavar="X,Y,Z")
-    g.add_argument("--fov", type=_float_type, default=None, help="field of view in degrees (default 13.37)")
-    _render_options(p, 1024)
-    _output_options(p, "output .png")
-
-    p = add("turntable", "render a head along a camera loop to .mp4, .gif or a folder of PNGs")
-    _latent_options(p)
-    p.add_argument("--frames", type=_int_type, default=96, help="number of frames (default 96)")
-    p.add_argument("--fps", type=_float_type, default=24.0, help="frames per second (default 24)")
-    p.add_argument("--path", default="circle", choices=("circle", "orbit"),
-                   help="circle: the official sample script's camera circle (default); orbit: yaw around the head")
-    p.add_argument("--pitch", type=_float_type, default=0.0, help="tilt of the path in degrees")
-    p.add_argument("--radius", type=_float_type, default=2.7, help="camera distance (default 2.7)")
-    p.add_argument("--yaw-range", type=_float_type, default=360.0,
-                   help="orbit only: 360 turns once; less swings between -range/2 and +range/2")
-    _render_options(p, 512)
-    _output_options(p, "output .mp4, .gif or folder/ (numbered PNGs)")
-
-    p = add("interpolate", "morph between seeds into a video")
-    p.add_argument("--seeds", type=_seed_list_type, required=True, help="e.g. 0,1,2 or 0-4")
-    p.add_argument("--frames-per-seed", type=_int_type, required=True, help="frames per transition")
-    p.add_argument("--fps", type=_float_type, default=24.0)
-    p.add_argument("--space", default="w", choices=("w", "z"), help="interpolate in W (default) or Z (official)")
-    p.add_argument("--method", default="lerp", choices=("lerp", "slerp"))
-    p.add_argument("--loop", action="store_true", help="return to the first seed (official schedule)")
-    p.add_argument("--orbit", action="store_true", help="move the camera on the official circle, one turn per seed")
-    p.add_argument("--conditioning", default="frontal", choices=("frontal", "camera"),
-                   help="mapping label: frontal camera (default) or each frame's camera (official script)")
-    _latent_options(p, seed_required=False)
-    g = p.add_argument_group("fixed camera (without --orbit)")
-    g.add_argument("--yaw", type=_float_type, default=0.0)
-    g.add_argument("--pitch", type=_float_type, default=0.0)
-    g.add_argument("--radius", type=_float_type, default=2.7)
-    _render_options(p, 512)
-    _output_options(p, "output .mp4, .gif or folder/")
-
-    p = add("grid", "seeds x views in one PNG")
-    p.add_argument("--seeds", type=_seed_list_type, required=True, help="e.g. 0-7")
-    p.add_argument("--yaws", type=_float_list_type, default=[0.0], help="view yaws in degrees, e.g. -30,0,30")
-    p.add_argument("--cols", type=_int_type, default=None,
-                   help="seeds per row (default: one per row with several yaws, else near-square)")
-    p.add_argument("--pitch", type=_float_type, default=0.0)
-    p.add_argument("--radius", type=_float_type, default=2.7)
-    _latent_options(p, seed_required=False)
-    _render_options(p, 256)
-    _output_options(p, "output .png")
-
-    p = add("export-ply", "write the head's Gaussians as a 3DGS .ply (or a compact .splat)")
-    _latent_options(p)
-    p.add_argument("--format", default=None, choices=("ply", "splat"), help="default: from the extension")
-    _output_options(p, "output .ply or .splat")
-
-    p = add("replay", "run a recipe (.json sidecar) again")
-    p.add_argument("recipe", metavar="RECIPE.json")
-    p.add_argument("--out", default=None, metavar="PATH", help="output path (default: the recipe's)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    return parser
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Commands
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -328,86 +88,59 @@ class _ProgressBar:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from gghead_core.batch import RenderSettings, parse_background
+    from gghead_core.pipeline import RenderSettings
 
-    return RenderSettings(
-        resolution=args.resolution, backend=args.backend, mode=args.mode,
-        background=parse_background(args.background), sh_ref=args.sh_ref,
-    )
+    return RenderSettings(resolution=args.resolution, backend=args.backend, mode=args.mode,
+                          background=args.background, sh_ref=args.sh_ref)
 
 
-def _latent(args: argparse.Namespace, seed: int = 0) -> Any:
-    from gghead_core.batch import LatentSpec
+def _latent(args: argparse.Namespace, *, with_seed: bool = True) -> Any:
+    from gghead_core.pipeline import LatentSpec
 
-    return LatentSpec(seed=getattr(args, "seed", seed), psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode)
+    seed = args.seed if with_seed else 0
+    return LatentSpec(seed=seed, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode)
 
 
 def make_job(args: argparse.Namespace) -> Any:
-    """The job dataclass for a rendering/export command (validated: raises JobError/OutputError)."""
-    from gghead_core import batch as b
-    from gghead_core.camera import DEFAULT_FOV_DEG
+    """The job for a rendering/export command, in the pipeline vocabulary (validated when made: raises
+    SpecError with one sentence)."""
+    from gghead_core import export as ex
+    from gghead_core import jobs
+    from gghead_core.camera import DEFAULT_FOV_DEG, CameraSpec
 
     cmd = args.command
     if cmd == "render":
-        job = b.StillJob(
-            latent=_latent(args),
-            camera=b.CameraSpec(yaw=args.yaw, pitch=args.pitch, radius=args.radius, look_at=args.look_at,
-                                fov_deg=DEFAULT_FOV_DEG if args.fov is None else args.fov),
-            settings=_settings(args),
+        camera = CameraSpec(yaw_deg=args.yaw, pitch_deg=args.pitch, radius=args.radius, look_at=args.look_at,
+                            fov_deg=DEFAULT_FOV_DEG if args.fov is None else args.fov)
+        return jobs.StillJob(latent=_latent(args), camera=camera, settings=_settings(args))
+    if cmd == "turntable":
+        return jobs.TurntableJob(latent=_latent(args), frames=args.frames, fps=args.fps, path=args.path,
+                                 pitch_deg=args.pitch, radius=args.radius, yaw_range_deg=args.yaw_range,
+                                 settings=_settings(args))
+    if cmd == "interpolate":
+        return jobs.InterpolationJob(
+            seeds=tuple(args.seeds), frames_per_seed=args.frames_per_seed, fps=args.fps, space=args.space,
+            method=args.method, loop=args.loop, orbit=args.orbit, conditioning=args.conditioning,
+            latent=_latent(args, with_seed=False),
+            camera=CameraSpec(yaw_deg=args.yaw, pitch_deg=args.pitch, radius=args.radius), settings=_settings(args),
         )
-    elif cmd == "turntable":
-        job = b.TurntableJob(latent=_latent(args), frames=args.frames, fps=args.fps, path=args.path,
-                             pitch=args.pitch, radius=args.radius, yaw_range=args.yaw_range, settings=_settings(args))
-    elif cmd == "interpolate":
-        job = b.InterpolationJob(
-            seeds=args.seeds, frames_per_seed=args.frames_per_seed, fps=args.fps, space=args.space,
-            method=args.method, loop=args.loop, orbit=args.orbit, conditioning=args.conditioning, psi=args.psi,
-            cutoff=args.cutoff, noise_mode=args.noise_mode,
-            camera=b.CameraSpec(yaw=args.yaw, pitch=args.pitch, radius=args.radius), settings=_settings(args),
-        )
-    elif cmd == "grid":
-        job = b.GridJob(seeds=args.seeds, yaws=args.yaws, pitch=args.pitch, radius=args.radius, cols=args.cols,
-                        psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode, settings=_settings(args))
-    elif cmd == "export-ply":
-        from gghead_core import export as ex
-
-        fmt = args.format
-        ext = ex.check_extension(args.out, ex.GAUSSIAN_EXTENSIONS)
-        if fmt is None:
-            fmt = ext[1:]
-        job = b.ExportJob(latent=_latent(args), format=fmt)
-    else:  # pragma: no cover - the parser only dispatches known commands
-        raise UsageError(f"unknown command {cmd!r}")
-    job.validate()
-    return job
-
-
-def precheck_output(job: Any, out: str, overwrite: bool) -> None:
-    """Refuse a bad output path before the (slow) generator is loaded: extension, existing files, writability."""
-    from gghead_core import batch as b
-    from gghead_core import export as ex
-
-    if job.command in ("render", "grid"):
-        ex.check_extension(out, ex.IMAGE_EXTENSIONS)
-        ex.check_output_file(out, overwrite=overwrite)
-        ex.check_output_file(ex.sidecar_path(out, folder=False), overwrite=overwrite)
-    elif job.command in ("turntable", "interpolate"):
-        b.check_video_target(out, job.settings, overwrite)
-    elif job.command == "export-ply":
-        ext = ex.check_extension(out, ex.GAUSSIAN_EXTENSIONS)
-        if ext != "." + job.format:
-            raise b.JobError(f"--format {job.format} does not match the extension of {out!r}")
-        ex.check_output_file(out, overwrite=overwrite)
-        ex.check_output_file(ex.sidecar_path(out, folder=False), overwrite=overwrite)
+    if cmd == "grid":
+        return jobs.GridJob(seeds=tuple(args.seeds), yaws_deg=tuple(args.yaws), pitch_deg=args.pitch,
+                            radius=args.radius, cols=args.cols, latent=_latent(args, with_seed=False),
+                            settings=_settings(args))
+    if cmd == "export-ply":
+        fmt = args.format or ex.check_extension(args.out, ex.GAUSSIAN_EXTENSIONS)[1:]
+        return jobs.ExportJob(latent=_latent(args), format=fmt)
+    raise UsageError(f"unknown command {cmd!r}")  # pragma: no cover - the parser only dispatches known commands
 
 
 def _run_job(G: Any, job: Any, out: str, args: argparse.Namespace, argv: list[str]) -> int:
-    from gghead_core import batch as b
+    from gghead_core import jobs
 
     bar = _ProgressBar(job.command, args.quiet)
-    cancel = threading.Event()
     try:
-        result = b.run_job(G, job, out, overwrite=args.overwrite, progress=bar, cancel=cancel, argv=argv)
+        result = jobs.run_job(G, job, out, overwrite=args.overwrite, progress=bar, cancel=threading.Event(),
+                              argv=argv)
     finally:
         bar.close()
     requested = getattr(getattr(job, "settings", None), "backend", "auto")
@@ -422,8 +155,10 @@ def _run_job(G: Any, job: Any, out: str, args: argparse.Namespace, argv: list[st
 
 
 def cmd_render_like(args: argparse.Namespace, argv: list[str]) -> int:
+    from gghead_core import jobs
+
     job = make_job(args)
-    precheck_output(job, args.out, args.overwrite)
+    jobs.check_output(job, args.out, args.overwrite)  # before the (slow) generator is loaded
     G = _load(args)
     return _run_job(G, job, args.out, args, argv)
 
@@ -499,31 +234,41 @@ def cmd_convert(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, argv: list[str]) -> int:
-    from gghead_core import batch as b
+    """Run a recipe again: the recipe and output are checked first, then the checkpoint's sha256 (before the
+    file is parsed: a wrong or tampered checkpoint is refused without reading it as a pickle)."""
     from gghead_core import export as ex
+    from gghead_core import jobs
+    from gghead_core.checkpoint import DEMO_CHECKPOINT
 
     recipe = ex.read_recipe(args.recipe)
-    job = b.job_for_replay(recipe)
+    job = jobs.job_from_recipe(recipe)
     out = args.out if args.out is not None else recipe.output
-    precheck_output(job, out, args.overwrite)
+    jobs.check_output(job, out, args.overwrite)
+    recorded = recipe.checkpoint if isinstance(recipe.checkpoint, dict) else {}
     ckpt = args.ckpt
-    recorded = recipe.checkpoint or {}
-    if ckpt is None and recorded.get("path") and Path(recorded["path"]).is_file():
+    if ckpt is None and isinstance(recorded.get("path"), str) and Path(recorded["path"]).is_file():
         ckpt = recorded["path"]
-    if args.device == "auto" and recipe.renderer and recipe.renderer.get("device"):
+    want = recorded.get("sha256") or ""
+    if want and not args.allow_other_checkpoint:
+        path = Path(ckpt) if ckpt is not None else DEMO_CHECKPOINT
+        try:
+            have = ex.file_sha256(path)
+        except OSError as exc:
+            raise ReplayMismatch(f"cannot read checkpoint {str(path)!r}: {exc.strerror or exc}") from None
+        if have != want:
+            raise ReplayMismatch(
+                f"checkpoint {str(path)!r} (sha256 {have[:12]}...) is not the one the recipe was made with "
+                f"(sha256 {str(want)[:12]}...); pass the right file with --ckpt, or --allow-other-checkpoint "
+                "to replay anyway"
+            )
+    if args.device == "auto" and isinstance(recipe.renderer, dict) and recipe.renderer.get("device"):
         args.device = "cuda" if str(recipe.renderer["device"]).startswith("cuda") else "cpu"
-    threads = (recipe.renderer or {}).get("torch_threads")
-    if isinstance(threads, int) and threads > 0:
+    threads = (recipe.renderer or {}).get("torch_threads") if isinstance(recipe.renderer, dict) else None
+    if isinstance(threads, int) and not isinstance(threads, bool) and 0 < threads <= (os.cpu_count() or 1) * 4:
         import torch
 
         torch.set_num_threads(threads)  # CPU reductions can round differently with another thread count
     G = _load(args, ckpt)
-    want = recorded.get("sha256") or ""
-    if want and G.checkpoint_sha256 != want:
-        raise ReplayMismatch(
-            f"checkpoint {G.checkpoint_path} (sha256 {G.checkpoint_sha256[:12]}...) is not the one the recipe "
-            f"was made with (sha256 {want[:12]}...); pass the right file with --ckpt"
-        )
     return _run_job(G, job, out, args, argv)
 
 
@@ -533,22 +278,17 @@ class ReplayMismatch(Exception):
 
 def launch_gui(args: argparse.Namespace) -> int:
     """No command: open the desktop viewer (lazy import: the CLI never needs DearPyGui)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        # DearPyGui aborts the process without a display (notes 1): refuse before importing it.
-        print(f"error: {HEADLESS_HINT}", file=sys.stderr)
-        return EXIT_USAGE
     try:
-        from app.viewer import run_viewer
+        from app.viewer import DisplayUnavailableError, check_display, run_viewer
     except ImportError as exc:
         print(f"error: the viewer cannot start ({exc}); {HEADLESS_HINT}", file=sys.stderr)
         return EXIT_RUNTIME
     try:
+        check_display()  # before DearPyGui runs: without a display it aborts the process (notes 1)
         run_viewer(args.ckpt, device=args.device)
-    except Exception as exc:
-        if type(exc).__name__ == "DisplayUnavailableError":
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+    except DisplayUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -569,27 +309,22 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first if len(first) <= 500 else first[:497] + "..."
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (``sys.exit(main())`` in ``main.py``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("GGHEAD_DEBUG") == "1"
     try:
-        args = build_parser().parse_args(_join_negative_values(argv))
+        args = build_parser().parse_args(join_negative_values(argv))
     except UsageError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     if args.command is None:
         return launch_gui(args)
-    from gghead_core.batch import Cancelled, JobError
     from gghead_core.checkpoint import CheckpointError
     from gghead_core.config import ConfigError
     from gghead_core.export import OutputError, RecipeError
+    from gghead_core.jobs import Cancelled
+    from gghead_core.vocabulary import SpecError
 
     try:
         return COMMANDS[args.command](args, [PROG, *argv])
@@ -606,15 +341,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Cancelled:
         print("cancelled: no partial output was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (UsageError, JobError, OutputError, RecipeError) as exc:
+    except (UsageError, SpecError, OutputError, RecipeError) as exc:
         if debug:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except (CheckpointError, ConfigError, ReplayMismatch) as exc:
         if debug:
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_RUNTIME
     except MemoryError:
         print("error: out of memory (try a lower --resolution)", file=sys.stderr)
@@ -622,5 +357,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # renderer/backend failures, missing GPU, disk full ...: one line, no traceback
         if debug:
             raise
-        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc, with_type=True)}", file=sys.stderr)
         return EXIT_RUNTIME

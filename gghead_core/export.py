@@ -666,7 +666,8 @@ def read_splat(path: str | os.PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------
 
 RECIPE_FORMAT = "gghead-recipe"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+READABLE_RECIPE_VERSIONS = (1, 2)  # 1: before the pipeline vocabulary; gghead_core.jobs translates it
 
 
 def camera_to_dict(camera: Camera) -> dict[str, Any]:
@@ -710,7 +711,7 @@ def package_versions() -> dict[str, str | None]:
 class Recipe:
     """Everything needed to reproduce one output, stored as ``<output>.json``.
 
-    ``command`` and ``params`` are what :mod:`gghead_core.batch` needs to run the job again (``params`` is the
+    ``command`` and ``params`` are what :mod:`gghead_core.jobs` needs to run the job again (``params`` is the
     job dataclass as a dict). The other fields are the record a reader wants without running anything:
     checkpoint hash, seeds, truncation, the camera of every frame, the renderer that actually ran and its
     settings, and the package versions.
@@ -766,10 +767,10 @@ def read_recipe(path: str | os.PathLike) -> Recipe:
         raise RecipeError(f"cannot read recipe {os.fspath(p)!r}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
         raise RecipeError(f"{os.fspath(p)!r} is not a gghead recipe (no \"format\": \"{RECIPE_FORMAT}\")")
-    if data.get("format_version") != RECIPE_VERSION:
+    if data.get("format_version") not in READABLE_RECIPE_VERSIONS:
         raise RecipeError(
             f"recipe {os.fspath(p)!r} has format version {data.get('format_version')!r}; "
-            f"this version reads {RECIPE_VERSION}"
+            f"this version reads {', '.join(map(str, READABLE_RECIPE_VERSIONS))}"
         )
     known = {f for f in Recipe.__dataclass_fields__}
     missing = [k for k in ("command", "params", "output", "checkpoint") if k not in data]

@@ -1,4 +1,4 @@
-"""Latent-space helpers shared by the CLI, the batch jobs and the GUI.
+"""Latent-space helpers shared by the pipeline, the jobs and the GUI.
 
 Everything here is pure and cheap: parsing seed lists, interpolating latents (lerp / slerp), the official
 interpolation schedule (spec 5.2), style mixing, and the camera trajectories of the official scripts
@@ -11,21 +11,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from gghead_core.camera import DEFAULT_FOCAL, DEFAULT_RADIUS, Camera, OrbitCamera, look_at_cam2world
-
-MAX_SEED = 2**32 - 1
-"""Largest accepted seed (the official scripts and the EG3D visualizer use 32-bit seeds)."""
+from gghead_core.camera import DEFAULT_FOCAL, DEFAULT_RADIUS, Camera, CameraSpec, look_at_cam2world
+from gghead_core.vocabulary import MAX_SEED, InterpMethod
 
 MAX_SEEDS_IN_LIST = 100_000
 """A guard so that ``0-4294967295`` is refused instead of allocating billions of ints."""
 
-InterpolationMethod = Literal["lerp", "slerp"]
-LatentSpace = Literal["z", "w"]
 
 # --------------------------------------------------------------------------------------------------------------
 # Seeds
@@ -166,7 +162,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, eps: float 
     return out.to(dtype)
 
 
-def interpolate(a: torch.Tensor, b: torch.Tensor, t: float, method: InterpolationMethod = "lerp") -> torch.Tensor:
+def interpolate(a: torch.Tensor, b: torch.Tensor, t: float, method: InterpMethod = "lerp") -> torch.Tensor:
     """Interpolate two latents (``[..., D]``) with ``"lerp"`` or ``"slerp"`` (slerp acts on the last dim)."""
     if method == "lerp":
         return lerp(a, b, t)
@@ -242,7 +238,7 @@ def interpolation_schedule(n_seeds: int, frames_per_seed: int, loop: bool = Fals
 
 
 def interpolate_keys(
-    keys: torch.Tensor, schedule: Sequence[ScheduleStep], method: InterpolationMethod = "lerp"
+    keys: torch.Tensor, schedule: Sequence[ScheduleStep], method: InterpMethod = "lerp"
 ) -> torch.Tensor:
     """Latents along a schedule: ``keys [K, ...]`` -> ``[F, ...]`` (slerp acts on the last dimension)."""
     out = [interpolate(keys[s.index_a], keys[s.index_b], s.t, method) for s in schedule]
@@ -337,7 +333,7 @@ def orbit_trajectory(
     look_at: Sequence[float] = (0.0, 0.0, 0.0),
     fov_deg: float | None = None,
 ) -> list[Camera]:
-    """A yaw orbit at a fixed pitch and radius (via :class:`OrbitCamera`), loopable.
+    """A yaw orbit at a fixed pitch and radius (via :class:`~gghead_core.camera.CameraSpec`), loopable.
 
     ``yaw_range_deg >= 360`` turns once around the head (``yaw = 360 i / n``); a smaller range swings
     smoothly between ``-range/2`` and ``+range/2`` (``yaw = range/2 * sin(2 pi i / n)``), which suits GGHead's
@@ -354,7 +350,7 @@ def orbit_trajectory(
             yaw = 360.0 * i / n_frames
         else:
             yaw = 0.5 * yaw_range_deg * math.sin(2.0 * math.pi * i / n_frames)
-        orbit = OrbitCamera(yaw_deg=yaw, pitch_deg=pitch_deg, radius=radius, look_at=tuple(look_at), **extra)
+        orbit = CameraSpec(yaw_deg=yaw, pitch_deg=pitch_deg, radius=radius, look_at=tuple(look_at), **extra)
         cams.append(orbit.to_camera())
     return cams
 

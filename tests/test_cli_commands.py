@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from gghead_core import batch as b
+from gghead_core import jobs
 from gghead_core import cli
 from gghead_core import export as ex
+from gghead_core.pipeline import LatentSpec, RenderSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO = REPO_ROOT / "checkpoints" / "demo.safetensors"
@@ -121,7 +122,7 @@ def test_render_png_recipe_and_replay_bit_for_bit(ckpt, tmp_path, capsys):
     assert recipe["command"] == "render" and recipe["seeds"] == [3] and recipe["psi"] == 0.7
     assert recipe["checkpoint"]["sha256"].startswith("e19d00a21c07")
     assert recipe["renderer"]["backend"] == "torch" and recipe["renderer"]["resolution"] == 64
-    assert recipe["params"]["camera"]["yaw"] == 15.0 and len(recipe["cameras"]) == 1
+    assert recipe["params"]["camera"]["yaw_deg"] == 15.0 and len(recipe["cameras"]) == 1
     assert recipe["argv"][1:] == [str(a) for a in argv]
     assert recipe["versions"]["torch"] and recipe["versions"]["numpy"]
     # replay: same pixels, same bytes
@@ -147,7 +148,7 @@ def test_auto_backend_replays_on_the_backend_that_ran(ckpt, tmp_path, capsys):
     recipe = ex.read_recipe(str(out) + ".json")
     assert recipe.renderer["requested"] == "auto" and recipe.renderer["backend"] in ("gsplat", "opengl", "torch")
     assert recipe.renderer["reason"]
-    assert b.job_for_replay(recipe).settings.backend == recipe.renderer["backend"]
+    assert jobs.job_from_recipe(recipe).settings.backend == recipe.renderer["backend"]
     again = tmp_path / "again.png"
     code, _, err = run(["replay", str(out) + ".json", "--out", again, "--quiet"], capsys)
     assert code == 0, err
@@ -191,7 +192,7 @@ def test_turntable_mp4_frames_sizes_and_recipe(ckpt, tmp_path, capsys):
     import imageio.v2 as iio2
 
     out = tmp_path / "v" / "turn.mp4"
-    code, _, err = run(["turntable", *base(ckpt), "--seed", "1", "--frames", "4", "--fps", "12",
+    code, _, err = run(["turntable", *base(ckpt), "--seed", "1", "--frames", "4", "--fps", "12", "--path", "circle",
                         "--resolution", RES, "--backend", "torch", "--out", out], capsys)
     assert code == 0, err
     frames = ex.read_frames(out)
@@ -269,17 +270,17 @@ def test_interpolate_open_and_loop(ckpt, G, tmp_path, capsys):
 
 
 def test_interpolation_latents_follow_the_schedule(G):
-    job = b.InterpolationJob(seeds=[4, 9], frames_per_seed=4, space="z", method="lerp")
-    job.validate()
+    from gghead_core.jobs.interpolate import frame_ws
+
+    job = jobs.InterpolationJob(seeds=(4, 9), frames_per_seed=4, space="z", method="lerp")
     cams = job.cameras(5)
-    ws = list(b.interpolation_ws(G, job, cams))
+    ws = list(frame_ws(G, job, cams))
     z4, z9 = G.z_from_seed(4), G.z_from_seed(9)
     torch.testing.assert_close(ws[0], G.mapping(z4, truncation_psi=0.7))
     torch.testing.assert_close(ws[2], G.mapping(0.5 * (z4 + z9), truncation_psi=0.7))
     torch.testing.assert_close(ws[4], G.mapping(z9, truncation_psi=0.7))
-    job_w = b.InterpolationJob(seeds=[4, 9], frames_per_seed=4, space="w")
-    job_w.validate()
-    ws_w = list(b.interpolation_ws(G, job_w, cams))
+    job_w = jobs.InterpolationJob(seeds=(4, 9), frames_per_seed=4, space="w")
+    ws_w = list(frame_ws(G, job_w, cams))
     w4, w9 = G.mapping(z4, truncation_psi=0.7), G.mapping(z9, truncation_psi=0.7)
     torch.testing.assert_close(ws_w[1], w4 + 0.25 * (w9 - w4))
 
@@ -315,16 +316,16 @@ def _flat_render(g, camera, resolution, **kw):
 
 def test_generator_runs_once_per_latent(G, tmp_path):
     counting = _CountingG(G)
-    job = b.TurntableJob(latent=b.LatentSpec(seed=1), frames=5, settings=b.RenderSettings(resolution=16))
-    b.run_turntable(counting, job, str(tmp_path / "t") + "/", render_fn=_flat_render)
+    job = jobs.TurntableJob(latent=LatentSpec(seed=1), frames=5, settings=RenderSettings(resolution=16))
+    jobs.run_job(counting, job, str(tmp_path / "t") + "/", render_fn=_flat_render)
     assert (counting.calls, counting.heads) == (1, 1)  # one head for all 5 poses
     counting = _CountingG(G)
-    grid = b.GridJob(seeds=[0, 1, 2], yaws=[-20.0, 0.0, 20.0], settings=b.RenderSettings(resolution=16))
-    b.run_grid(counting, grid, tmp_path / "g.png", render_fn=_flat_render)
+    grid = jobs.GridJob(seeds=(0, 1, 2), yaws_deg=(-20.0, 0.0, 20.0), settings=RenderSettings(resolution=16))
+    jobs.run_job(counting, grid, tmp_path / "g.png", render_fn=_flat_render)
     assert (counting.calls, counting.heads) == (3, 3)  # one head per seed, 3 views each
     counting = _CountingG(G)
-    interp = b.InterpolationJob(seeds=[0, 1], frames_per_seed=4, settings=b.RenderSettings(resolution=16))
-    b.run_interpolation(counting, interp, str(tmp_path / "i") + "/", render_fn=_flat_render, batch_size=3)
+    interp = jobs.InterpolationJob(seeds=(0, 1), frames_per_seed=4, settings=RenderSettings(resolution=16))
+    jobs.run_job(counting, interp, str(tmp_path / "i") + "/", render_fn=_flat_render, batch_size=3)
     assert (counting.calls, counting.heads) == (2, 5)  # 5 frames in batches of 3 heads
     assert ex.read_frames(tmp_path / "i").shape == (5, 16, 16, 3)
 
@@ -400,8 +401,8 @@ BAD_INPUTS = [
     (["render", "--seed", "1", "--background", "pink"], "invalid background"),
     (["render", "--seed", "1", "--psi", "nan"], "finite"),
     (["render", "--seed", "1", "--radius", "-1"], "radius"),
-    (["turntable", "--seed", "1", "--frames", "0"], "frames must be a positive"),
-    (["turntable", "--seed", "1", "--frames", "-3"], "frames must be a positive"),
+    (["turntable", "--seed", "1", "--frames", "0"], "frames must be in [1, 36000]"),
+    (["turntable", "--seed", "1", "--frames", "-3"], "frames must be in [1, 36000]"),
     (["turntable", "--seed", "1", "--fps", "0"], "fps"),
     (["turntable", "--seed", "1", "--background", "transparent"], "transparent"),
     (["interpolate", "--seeds", "1,,x", "--frames-per-seed", "2"], "empty item"),
@@ -501,17 +502,17 @@ def test_cancel_event_leaves_no_partial_file(G, tmp_path):
         if done >= 2:
             cancel.set()
 
-    job = b.TurntableJob(latent=b.LatentSpec(seed=1), frames=6,
-                         settings=b.RenderSettings(resolution=32, backend="torch"))
+    job = jobs.TurntableJob(latent=LatentSpec(seed=1), frames=6,
+                            settings=RenderSettings(resolution=32, backend="torch"))
     out = tmp_path / "new" / "t.mp4"
-    with pytest.raises(b.Cancelled):
-        b.run_turntable(G, job, out, progress=progress, cancel=cancel)
+    with pytest.raises(jobs.Cancelled):
+        jobs.run_job(G, job, out, progress=progress, cancel=cancel)
     assert not (tmp_path / "new").exists()
-    ijob = b.InterpolationJob(seeds=[0, 1], frames_per_seed=4,
-                              settings=b.RenderSettings(resolution=32, backend="torch"))
+    ijob = jobs.InterpolationJob(seeds=(0, 1), frames_per_seed=4,
+                                 settings=RenderSettings(resolution=32, backend="torch"))
     cancel.clear()
-    with pytest.raises(b.Cancelled):
-        b.run_interpolation(G, ijob, str(tmp_path / "frames") + "/", progress=progress, cancel=cancel)
+    with pytest.raises(jobs.Cancelled):
+        jobs.run_job(G, ijob, str(tmp_path / "frames") + "/", progress=progress, cancel=cancel)
     assert list(tmp_path.iterdir()) == []
 
 

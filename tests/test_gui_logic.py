@@ -13,14 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from app.capture import CaptureError, latent_spec, next_numbered_path
+from app.capture import TurntableOptions, next_numbered_path, screenshot_job, turntable_job
 from app.display import BufferPool, write_rgb
 from app.settings import MAX_RECENT, Settings, config_dir, load_settings, save_settings
-from app.state import CameraArgs, LatentArgs, RenderArgs, clamp
+from app.state import RenderArgs, clamp
 from app.widgets.camera import wrap_deg
 from app.widgets.latent import triangle
 from app.worker import RenderWorker
+from gghead_core.camera import CameraSpec
 from gghead_core.gaussians import Gaussians
+from gghead_core.jobs import TurntableJob
+from gghead_core.pipeline import LatentSpec, StyleMix
 
 
 # ---- settings ------------------------------------------------------------------------------------------------
@@ -77,16 +80,30 @@ def test_numbered_paths_skip_used_numbers(tmp_path):
     assert next_numbered_path(tmp_path, "other", ".mp4").name == "other_0043.mp4"
 
 
-def test_latent_spec_matches_viewer_latent():
-    spec = latent_spec(LatentArgs(seed=3, seed_b=9, t=0.25, space="w", psi=0.5, cutoff=4))
-    assert spec.blend == [(3, 0.75), (9, 0.25)] and spec.psi == 0.5 and spec.cutoff == 4
-    assert latent_spec(LatentArgs(seed=3, seed_b=9, t=1.0)).seed == 9
-    assert latent_spec(LatentArgs(seed=3, seed_b=9, t=0.0, space="z")).blend is None
-    mixed = latent_spec(LatentArgs(mix_enabled=True, mix_seed=7, mix_start=2, mix_end=5))
-    assert (mixed.mix_seed, mixed.mix_start, mixed.mix_end) == (7, 2, 5)
-    assert latent_spec(LatentArgs(mix_enabled=False, mix_seed=7, mix_start=2, mix_end=5)).mix_seed is None
-    with pytest.raises(CaptureError, match="spherical"):
-        latent_spec(LatentArgs(seed=3, seed_b=9, t=0.5, space="z"))
+def test_capture_jobs_carry_the_viewer_state_unchanged():
+    """The viewer's state is the pipeline vocabulary: a capture job holds the very same values (Z-space
+    interpolations included), so there is nothing to translate and nothing a capture cannot express."""
+    args = RenderArgs()
+    args.latent = LatentSpec(seed=3, seed_b=9, t=0.37, space="z", psi=0.5, cutoff=4,
+                             mix=StyleMix(seed=7, start=2, end=5))
+    args.camera = CameraSpec(yaw_deg=12.0, pitch_deg=-4.0, radius=3.0)
+    shot = screenshot_job(args, resolution=256, transparent=True)
+    assert shot.latent is args.latent and shot.camera is args.camera
+    assert shot.settings.resolution == 256 and shot.settings.background == "transparent"
+    assert screenshot_job(args).settings == args.settings
+    tt = turntable_job(args, TurntableOptions(frames=10, resolution=256))
+    assert tt.latent is args.latent and tt.frames == 10 and tt.settings.resolution == 256
+    # The panel's defaults are the CLI's: one full orbit.
+    defaults = TurntableOptions()
+    assert (defaults.frames, defaults.fps, defaults.path, defaults.yaw_range_deg) == (
+        TurntableJob.frames, TurntableJob.fps, TurntableJob.path, TurntableJob.yaw_range_deg)
+    assert defaults.path == "orbit" and defaults.yaw_range_deg == 360.0
+
+
+def test_latent_key_ignores_what_does_not_change_the_head():
+    assert LatentSpec(seed=3, seed_b=9, t=0.0).key() == LatentSpec(seed=3, seed_b=4).key()
+    assert LatentSpec(seed=3, seed_b=9, t=1.0).key() == LatentSpec(seed=9).key()
+    assert LatentSpec(seed=3, seed_b=9, t=0.5).key() != LatentSpec(seed=3, seed_b=9, t=0.5, space="z").key()
 
 
 def test_buffer_pool_recycles_without_allocating():
@@ -166,13 +183,13 @@ def test_worker_latest_request_wins_and_caches_per_latent():
             time.sleep(0.005)
         assert ev is not None and ev.ok and ev.info.num_ws == 3
         args = RenderArgs()
-        args.renderer = replace(args.renderer, resolution=16)
+        args.settings = replace(args.settings, resolution=16)
         first = _wait_result(w, w.submit(args))
         assert first.error is None and first.timings.cached is False
         # A burst of requests: only the newest must come back.
         last_id = 0
         for yaw in range(1, 30):
-            args.camera = CameraArgs(yaw_deg=float(yaw))
+            args.camera = CameraSpec(yaw_deg=float(yaw))
             last_id = w.submit(args)
         res = _wait_result(w, last_id)
         assert res.request_id == last_id and res.args.camera.yaw_deg == 29.0
@@ -210,10 +227,10 @@ def test_worker_reports_errors_and_keeps_model():
         assert ev is not None and not ev.ok and ev.error == "ValueError: not a checkpoint"
         assert w.model_info is not None and w.latents is not None  # the good model stays
         args = RenderArgs()
-        args.renderer = replace(args.renderer, resolution=16, mode="depth")
+        args.settings = replace(args.settings, resolution=16, mode="depth")
         res = _wait_result(w, w.submit(args))
         assert res.error == "RuntimeError: boom" and res.buffer is None
-        args.renderer = replace(args.renderer, mode="rgb")
+        args.settings = replace(args.settings, mode="rgb")
         assert _wait_result(w, w.submit(args)).error is None
     finally:
         w.close()

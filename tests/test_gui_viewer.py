@@ -84,12 +84,12 @@ def head_fraction(img: np.ndarray, background=(1.0, 1.0, 1.0)) -> float:
 
 def wait_capture(v: Viewer, timeout: float = 120.0):
     deadline = time.time() + timeout
-    while v.capture.runner.busy and time.time() < deadline:
+    while v.captures.busy and time.time() < deadline:
         v.step()
         time.sleep(0.01)
     v.step()
-    assert not v.capture.runner.busy, "capture did not finish"
-    return v.capture.runner.status
+    assert not v.captures.busy, "capture did not finish"
+    return v.captures.status
 
 
 # ---- start-up and display --------------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_interpolation_and_style_mixing(viewer):
     v.trigger("latent.space", "W (linear)")
     v.trigger("latent.mix", True)
     v.trigger("latent.mix_first", 0)
-    assert v.args.latent.mix_enabled and v.args.latent.mix_start == 0
+    assert v.args.latent.mix is not None and v.args.latent.mix.start == 0
     mixed = settle(v)
     assert changed(base, mixed) > 0.003
     v.trigger("latent.mix", False)
@@ -222,7 +222,7 @@ def test_render_options(viewer):
     v = viewer
     base = settle(v)
     v.trigger("render.background", [0, 0, 0, 255])
-    assert v.args.renderer.background == (0.0, 0.0, 0.0)
+    assert v.args.settings.background == (0.0, 0.0, 0.0)
     black = settle(v)
     assert black[0, 0].max() < 0.02 and base[0, 0].min() > 0.98  # corners show the background
     v.trigger("render.mode", "alpha")
@@ -334,15 +334,16 @@ def test_odd_values_are_clamped_not_fatal(viewer):
     v.trigger("latent.seed", -7)
     assert v.args.latent.seed == 0
     v.latent.set_mix(enabled=True, first=50, last=-2)
-    assert 0 <= v.args.latent.mix_start < v.args.latent.mix_end <= v.model.info.num_ws
+    mix = v.args.latent.mix
+    assert mix is not None and 0 <= mix.start < mix.end <= v.model.info.num_ws
     v.render.set_scale(0.0)
-    assert v.args.renderer.scale_modifier == 0.05
+    assert v.args.settings.scale_modifier == 0.05
     v.render.set_resolution("huge")
     v.render.set_background(["a", 1])
     v.render.set_background([2.0, -1.0, float("nan")])
-    assert v.args.renderer.background == (1.0, 0.0, 1.0)
+    assert v.args.settings.background == (1.0, 0.0, 1.0)
     v.render.set_background([1.0, 1.0, 1.0])
-    assert v.args.renderer.resolution == RES
+    assert v.args.settings.resolution == RES
     settle(v)  # renders fine with all of that
     v.render.set_scale(1.0)
     v.latent.set_mix(enabled=False)
@@ -364,7 +365,7 @@ def test_screenshot_writes_png_of_chosen_resolution_with_sidecar(viewer):
     st = wait_capture(v)
     assert st.error is None and st.output is not None, st.error
     png = Path(st.output)
-    assert png.name == "screenshot_0001.png" and png.parent == v.capture.output_dir
+    assert png.name == "screenshot_0001.png" and png.parent == v.output_dir
     img = iio.imread(png)
     assert img.shape == (512, 512, 3)
     recipe = json.loads(Path(str(png) + ".json").read_text())
@@ -425,6 +426,37 @@ def test_screenshot_recipe_replays_to_the_same_pixels_on_the_cli(viewer, tmp_pat
     settle(v)
 
 
+def test_z_space_capture_replays_to_identical_pixels(viewer, tmp_path):
+    """A screenshot taken half-way through a spherical (Z) interpolation writes a recipe that the CLI's
+    replay redraws to exactly the same pixels (the viewer and the CLI share one latent vocabulary)."""
+    import imageio.v3 as iio
+    import subprocess
+    import sys
+
+    v = viewer
+    v.trigger("latent.seed_b", 6)
+    v.trigger("latent.space", "Z (spherical)")
+    v.trigger("latent.t", 0.37)
+    assert v.args.latent.space == "z" and v.args.latent.t == pytest.approx(0.37)
+    settle(v)
+    v.trigger("capture.shot_resolution", "view")
+    v.trigger("capture.screenshot")
+    st = wait_capture(v)
+    assert st.error is None, st.error
+    recipe = json.loads(Path(str(st.output) + ".json").read_text())
+    assert recipe["params"]["latent"]["space"] == "z" and recipe["params"]["latent"]["seed_b"] == 6
+    replayed = tmp_path / "z.png"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "main.py"), "replay", str(st.output) + ".json", "--out", str(replayed)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(iio.imread(st.output), iio.imread(replayed))
+    v.trigger("latent.t", 0.0)
+    v.trigger("latent.space", "W (linear)")
+    settle(v)
+
+
 def test_turntable_export_writes_video_with_right_frame_count(viewer):
     from gghead_core.export import read_frames
 
@@ -436,7 +468,7 @@ def test_turntable_export_writes_video_with_right_frame_count(viewer):
     v.trigger("capture.turntable")
     saw_progress = False
     deadline = time.time() + 300
-    while v.capture.runner.busy and time.time() < deadline:
+    while v.captures.busy and time.time() < deadline:
         v.step()
         saw_progress |= 0.0 < dpg.get_value("capture.progress") < 1.0
         time.sleep(0.01)
@@ -455,7 +487,7 @@ def test_turntable_export_writes_video_with_right_frame_count(viewer):
 def test_cancelled_turntable_leaves_no_file(viewer):
     v = viewer
     settle(v)
-    folder = v.capture.output_dir
+    folder = v.output_dir
 
     def listing():
         return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
@@ -465,7 +497,7 @@ def test_cancelled_turntable_leaves_no_file(viewer):
     v.trigger("capture.format", "gif")
     v.trigger("capture.turntable")
     deadline = time.time() + 120
-    while v.capture.runner.status.done < 2 and v.capture.runner.busy and time.time() < deadline:
+    while v.captures.status.done < 2 and v.captures.busy and time.time() < deadline:
         v.step()
         time.sleep(0.01)
     v.trigger("capture.cancel")
@@ -526,7 +558,7 @@ def test_recent_files_are_remembered_in_config_dir(viewer, tmp_path):
 def test_closing_during_export_cancels_and_leaves_no_file(viewer):
     v = viewer
     settle(v)
-    out = v.capture.output_dir
+    out = v.output_dir
 
     def listing():
         return sorted(p.name for p in out.iterdir()) if out.exists() else []
@@ -537,16 +569,16 @@ def test_closing_during_export_cancels_and_leaves_no_file(viewer):
     v.trigger("capture.format", "mp4")
     v.trigger("capture.turntable")
     deadline = time.time() + 120
-    while v.capture.runner.status.done < 1 and v.capture.runner.busy and time.time() < deadline:
+    while v.captures.status.done < 1 and v.captures.busy and time.time() < deadline:
         v.step()
         time.sleep(0.01)
-    assert v.capture.runner.busy, "the export should still be running when the window closes"
+    assert v.captures.busy, "the export should still be running when the window closes"
     dpg.stop_dearpygui()  # what the window's close button does
     assert v.step() is False
     t0 = time.time()
     v.close()
     assert time.time() - t0 < 60
-    assert not v.capture.runner.busy and v.capture.runner.status.cancelled
+    assert not v.captures.busy and v.captures.status.cancelled
     assert listing() == before  # no video, no sidecar, no hidden temp file
     assert not [t for t in threading.enumerate() if t.name.startswith("gghead-") and t.is_alive()]
     settings = json.loads((Path(os.environ["XDG_CONFIG_HOME"]) / "gghead-viewer" / "settings.json").read_text())

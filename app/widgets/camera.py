@@ -12,9 +12,9 @@ from __future__ import annotations
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.state import MAX_FOV_DEG, MAX_PAN, MAX_RADIUS, MIN_FOV_DEG, MIN_RADIUS, CameraArgs, clamp
+from app.state import MAX_FOV_DEG, MAX_PAN, MAX_RADIUS, MIN_FOV_DEG, MIN_RADIUS, clamp
 from app.widgets import Widget
-from gghead_core.camera import OrbitCamera
+from gghead_core.pipeline import CameraSpec
 
 ORBIT_DEG_PER_PIXEL = 0.3
 ZOOM_PER_WHEEL_STEP = 0.9  # radius factor per wheel notch toward the head
@@ -30,9 +30,9 @@ class CameraWidget(Widget):
     name = "camera"
     title = "Camera"
 
-    def __init__(self, viewer) -> None:  # noqa: ANN001
-        super().__init__(viewer)
-        self.state = CameraArgs()
+    @property
+    def state(self) -> CameraSpec:
+        return self.viewer.args.camera
 
     # ---- state changes (used by sliders, mouse, keys and tests) --------------------------------------------
 
@@ -40,13 +40,13 @@ class CameraWidget(Widget):
         """Validate and apply camera changes, then write them into the render arguments and the sliders."""
         s = self.state
         yaw = clamp(changes.get("yaw_deg", s.yaw_deg), -1e9, 1e9, s.yaw_deg)
-        pitch = clamp(changes.get("pitch_deg", s.pitch_deg), -OrbitCamera.MAX_PITCH_DEG, OrbitCamera.MAX_PITCH_DEG, s.pitch_deg)
+        pitch = clamp(changes.get("pitch_deg", s.pitch_deg), -CameraSpec.MAX_PITCH_DEG, CameraSpec.MAX_PITCH_DEG, s.pitch_deg)
         radius = clamp(changes.get("radius", s.radius), MIN_RADIUS, MAX_RADIUS, s.radius)
         fov = clamp(changes.get("fov_deg", s.fov_deg), MIN_FOV_DEG, MAX_FOV_DEG, s.fov_deg)
         look = changes.get("look_at", s.look_at)
         look = tuple(clamp(v, -MAX_PAN, MAX_PAN, 0.0) for v in look)
-        self.state = CameraArgs(yaw_deg=wrap_deg(yaw), pitch_deg=pitch, radius=radius, look_at=look, fov_deg=fov)
-        self.viewer.args.camera = self.state
+        self.viewer.args.camera = CameraSpec(yaw_deg=wrap_deg(yaw), pitch_deg=pitch, radius=radius, look_at=look,
+                                             fov_deg=fov)
         self._sync_controls()
 
     def orbit(self, dx_px: float, dy_px: float) -> None:
@@ -64,7 +64,7 @@ class CameraWidget(Widget):
         """Move the look-at point so that the head follows a drag of (dx, dy) pixels in a view this big."""
         if view_size_px <= 0:
             return
-        cam = self.state.orbit().to_camera()
+        cam = self.state.to_camera()
         # World units per pixel at the look-at distance: the image spans radius / focal (normalized focal).
         units_per_px = self.state.radius / cam.focal / view_size_px
         right, down = cam.cam2world[:3, 0], cam.cam2world[:3, 1]
@@ -76,7 +76,7 @@ class CameraWidget(Widget):
         self.set(yaw_deg=yaw, pitch_deg=pitch)
 
     def reset(self) -> None:
-        default = CameraArgs()
+        default = CameraSpec()
         self.set(
             yaw_deg=default.yaw_deg,
             pitch_deg=default.pitch_deg,
@@ -92,8 +92,8 @@ class CameraWidget(Widget):
         cb = lambda key: (lambda sender, value: self.set(**{key: value}))  # noqa: E731
         dpg.add_slider_float(label="yaw", tag=self.tag("yaw"), min_value=-180, max_value=180, default_value=s.yaw_deg,
                              format="%.1f deg", callback=cb("yaw_deg"))
-        dpg.add_slider_float(label="pitch", tag=self.tag("pitch"), min_value=-OrbitCamera.MAX_PITCH_DEG,
-                             max_value=OrbitCamera.MAX_PITCH_DEG, default_value=s.pitch_deg, clamped=True,
+        dpg.add_slider_float(label="pitch", tag=self.tag("pitch"), min_value=-CameraSpec.MAX_PITCH_DEG,
+                             max_value=CameraSpec.MAX_PITCH_DEG, default_value=s.pitch_deg, clamped=True,
                              format="%.1f deg", callback=cb("pitch_deg"))
         dpg.add_slider_float(label="radius", tag=self.tag("radius"), min_value=MIN_RADIUS, max_value=8.0,
                              default_value=s.radius, format="%.2f", callback=cb("radius"))

@@ -12,8 +12,9 @@ from dataclasses import replace
 
 import dearpygui.dearpygui as dpg
 
-from app.state import LatentArgs, clamp
+from app.state import clamp
 from app.widgets import Widget
+from gghead_core.pipeline import LatentSpec, StyleMix
 
 MAX_UI_SEED = 2**31 - 1  # DearPyGui integer inputs are 32-bit signed
 SPACE_LABELS = {"w": "W (linear)", "z": "Z (spherical)"}
@@ -40,9 +41,12 @@ class LatentWidget(Widget):
         self._phase = 0.0
         self.num_ws = 1
         self._rng = random.Random()
+        # Style mixing as the controls show it; written into the latent (``mix``) only while enabled.
+        self.mix = StyleMix(seed=2, start=0, end=1)
+        self.mix_enabled = False
 
     @property
-    def state(self) -> LatentArgs:
+    def state(self) -> LatentSpec:
         return self.viewer.args.latent
 
     def _write(self, **changes) -> None:
@@ -55,7 +59,11 @@ class LatentWidget(Widget):
         self._write(seed=_seed(value, self.state.seed))
 
     def set_seed_b(self, value) -> None:  # noqa: ANN001
-        self._write(seed_b=_seed(value, self.state.seed_b))
+        self._write(seed_b=_seed(value, self.seed_b))
+
+    @property
+    def seed_b(self) -> int:
+        return self.state.seed_b if self.state.seed_b is not None else 1
 
     def random_seed(self) -> None:
         self._write(seed=self._rng.randint(0, MAX_UI_SEED))
@@ -78,8 +86,8 @@ class LatentWidget(Widget):
         self._sync_controls()
 
     def set_mix(self, *, enabled=None, seed=None, first=None, last=None) -> None:  # noqa: ANN001
-        s = self.state
-        start, end = s.mix_start, s.mix_end
+        m = self.mix
+        start, end = m.start, m.end if m.end is not None else self.num_ws
         if first is not None:
             start = int(clamp(first, 0, self.num_ws - 1, start))
         if last is not None:
@@ -88,19 +96,17 @@ class LatentWidget(Widget):
             end = start + 1
         if last is not None and start >= end:
             start = end - 1
-        self._write(
-            mix_enabled=s.mix_enabled if enabled is None else bool(enabled),
-            mix_seed=s.mix_seed if seed is None else _seed(seed, s.mix_seed),
-            mix_start=start,
-            mix_end=end,
-        )
+        self.mix = StyleMix(seed=m.seed if seed is None else _seed(seed, m.seed), start=start, end=end)
+        if enabled is not None:
+            self.mix_enabled = bool(enabled)
+        self._write(mix=self.mix if self.mix_enabled else None)
 
     def on_model(self, info) -> None:  # noqa: ANN001
         self.num_ws = max(1, int(info.num_ws))
-        s = self.state
-        if s.mix_end == 0 or s.mix_end > self.num_ws:
-            # Default: fine layers (second half) from the mixing seed, as in the StyleGAN papers' examples.
-            self._write(mix_start=self.num_ws // 2, mix_end=self.num_ws)
+        # A new model resets the layer range to its default: fine layers (second half) from the mixing seed,
+        # as in the StyleGAN papers' examples.
+        self.mix = StyleMix(seed=self.mix.seed, start=self.num_ws // 2, end=self.num_ws)
+        self._write(mix=self.mix if self.mix_enabled else None)
         if dpg.does_item_exist(self.tag("mix_first")):
             dpg.configure_item(self.tag("mix_first"), max_value=self.num_ws - 1)
             dpg.configure_item(self.tag("mix_last"), max_value=self.num_ws - 1)
@@ -121,7 +127,7 @@ class LatentWidget(Widget):
                               max_value=MAX_UI_SEED, min_clamped=True, max_clamped=True,
                               callback=lambda _s, v: self.set_seed(v))
             dpg.add_button(label="Random", tag=self.tag("random"), callback=self.random_seed)
-        dpg.add_input_int(label="seed B", tag=self.tag("seed_b"), default_value=s.seed_b, width=150, min_value=0,
+        dpg.add_input_int(label="seed B", tag=self.tag("seed_b"), default_value=self.seed_b, width=150, min_value=0,
                           max_value=MAX_UI_SEED, min_clamped=True, max_clamped=True,
                           callback=lambda _s, v: self.set_seed_b(v))
         dpg.add_slider_float(label="t (A->B)", tag=self.tag("t"), min_value=0.0, max_value=1.0, clamped=True,
@@ -134,9 +140,9 @@ class LatentWidget(Widget):
             dpg.add_slider_float(label="loop s", tag=self.tag("loop"), min_value=0.5, max_value=60.0, width=120,
                                  default_value=self.loop_seconds, format="%.1f", callback=lambda _s, v: self.set_loop_seconds(v))
         dpg.add_separator()
-        dpg.add_checkbox(label="Style mixing", tag=self.tag("mix"), default_value=s.mix_enabled,
+        dpg.add_checkbox(label="Style mixing", tag=self.tag("mix"), default_value=self.mix_enabled,
                          callback=lambda _s, v: self.set_mix(enabled=v))
-        dpg.add_input_int(label="mix seed", tag=self.tag("mix_seed"), default_value=s.mix_seed, width=150, min_value=0,
+        dpg.add_input_int(label="mix seed", tag=self.tag("mix_seed"), default_value=self.mix.seed, width=150, min_value=0,
                           max_value=MAX_UI_SEED, min_clamped=True, max_clamped=True,
                           callback=lambda _s, v: self.set_mix(seed=v))
         dpg.add_slider_int(label="first layer", tag=self.tag("mix_first"), min_value=0, max_value=max(0, self.num_ws - 1),
@@ -151,12 +157,13 @@ class LatentWidget(Widget):
             return
         s = self.state
         dpg.set_value(self.tag("seed"), s.seed)
-        dpg.set_value(self.tag("seed_b"), s.seed_b)
+        dpg.set_value(self.tag("seed_b"), self.seed_b)
         dpg.set_value(self.tag("t"), s.t)
         dpg.set_value(self.tag("space"), SPACE_LABELS[s.space])
         dpg.set_value(self.tag("animate"), self.animate)
         dpg.set_value(self.tag("loop"), self.loop_seconds)
-        dpg.set_value(self.tag("mix"), s.mix_enabled)
-        dpg.set_value(self.tag("mix_seed"), s.mix_seed)
-        dpg.set_value(self.tag("mix_first"), s.mix_start)
-        dpg.set_value(self.tag("mix_last"), max(s.mix_start, s.mix_end - 1))
+        m = self.mix
+        dpg.set_value(self.tag("mix"), self.mix_enabled)
+        dpg.set_value(self.tag("mix_seed"), m.seed)
+        dpg.set_value(self.tag("mix_first"), m.start)
+        dpg.set_value(self.tag("mix_last"), max(m.start, (m.end if m.end is not None else self.num_ws) - 1))

@@ -82,7 +82,7 @@ class PerfWidget(Widget):
             dpg.set_value(
                 self.tag("stages"),
                 f"mapping / synthesis: {gen} ms\nraster: {t.raster_ms:.1f} ms   upload: {t.upload_ms:.2f} ms\n"
-                f"Gaussians: {r.num_gaussians:,}   {r.args.renderer.resolution}x{r.args.renderer.resolution}",
+                f"Gaussians: {r.num_gaussians:,}   {r.args.settings.resolution}x{r.args.settings.resolution}",
             )
         if torch.cuda.is_available():
             self._gpu_text = gpu_summary()

@@ -9,16 +9,8 @@ from dataclasses import replace
 
 import dearpygui.dearpygui as dpg
 
-from app.state import (
-    BACKENDS,
-    MAX_SCALE_MODIFIER,
-    MIN_SCALE_MODIFIER,
-    MODES,
-    RESOLUTIONS,
-    SH_REFS,
-    RendererArgs,
-    clamp,
-)
+from app.state import MAX_SCALE_MODIFIER, MIN_SCALE_MODIFIER, RESOLUTIONS, clamp
+from gghead_core.pipeline import BACKENDS, MODES, SH_REFS, RenderSettings, background_rgb
 from app.widgets import Widget
 
 
@@ -31,11 +23,11 @@ class RenderWidget(Widget):
         self.backends = backends
 
     @property
-    def state(self) -> RendererArgs:
-        return self.viewer.args.renderer
+    def state(self) -> RenderSettings:
+        return self.viewer.args.settings
 
     def _write(self, **changes) -> None:
-        self.viewer.args.renderer = replace(self.viewer.args.renderer, **changes)
+        self.viewer.args.settings = replace(self.viewer.args.settings, **changes)
         self._sync_controls()
 
     def set_resolution(self, value) -> None:  # noqa: ANN001
@@ -92,7 +84,7 @@ class RenderWidget(Widget):
         dpg.add_text("using: -", tag=self.tag("reason"), wrap=300, color=(150, 150, 150))
         dpg.add_combo(list(MODES), label="mode", tag=self.tag("mode"), default_value=s.mode,
                       callback=lambda _s, v: self.set_mode(v))
-        dpg.add_color_edit([int(255 * c) for c in s.background] + [255], label="background", tag=self.tag("background"),
+        dpg.add_color_edit([int(255 * c) for c in background_rgb(s.background)] + [255], label="background", tag=self.tag("background"),
                            no_alpha=True, callback=self._on_color)
         dpg.add_combo(list(SH_REFS), label="SH reference", tag=self.tag("sh_ref"), default_value=s.sh_ref,
                       callback=lambda _s, v: self.set_sh_ref(v))
@@ -109,4 +101,4 @@ class RenderWidget(Widget):
         dpg.set_value(self.tag("mode"), s.mode)
         dpg.set_value(self.tag("sh_ref"), s.sh_ref)
         dpg.set_value(self.tag("scale"), s.scale_modifier)
-        dpg.set_value(self.tag("background"), [int(round(255 * c)) for c in s.background] + [255])
+        dpg.set_value(self.tag("background"), [int(round(255 * c)) for c in background_rgb(s.background)] + [255])

@@ -10,10 +10,11 @@ from dataclasses import replace
 
 import dearpygui.dearpygui as dpg
 
-from app.state import MAX_PSI, MIN_PSI, NOISE_MODES, LatentArgs, clamp
+from app.state import DEFAULT_LATENT, MAX_PSI, MIN_PSI, clamp
+from gghead_core.pipeline import NOISE_MODES, LatentSpec
 from app.widgets import Widget
 
-DEFAULT_PSI = LatentArgs().psi
+DEFAULT_PSI = DEFAULT_LATENT.psi
 
 
 class TruncationWidget(Widget):
@@ -25,7 +26,7 @@ class TruncationWidget(Widget):
         self.num_ws = 1
 
     @property
-    def state(self) -> LatentArgs:
+    def state(self) -> LatentSpec:
         return self.viewer.args.latent
 
     def _write(self, **changes) -> None:
