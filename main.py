@@ -4,14 +4,9 @@ Without a command the desktop viewer opens; with one (info, convert, render, tur
 export-ply, replay) it runs headless. All argument handling lives in :mod:`gghead_core.cli`.
 """
 
-import os
 import sys
 
-# OpenMP threads that busy-wait make CPU torch several times slower when anything else uses the cores
-# (the viewer's UI thread, a video encoder); set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from gghead_core.cli import main  # noqa: E402
+from gghead_core.cli import main  # gghead_core sets OMP_WAIT_POLICY=PASSIVE before torch is imported
 
 if __name__ == "__main__":
     sys.exit(main())

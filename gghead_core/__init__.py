@@ -5,6 +5,13 @@ names below are the public API; ``app/`` imports nothing else from this package 
 :mod:`gghead_core.jobs` and :mod:`gghead_core.render`.
 """
 
+import os as _os
+
+# OpenMP threads that busy-wait make CPU torch several times slower when anything else uses the cores (the
+# viewer's UI thread, a video encoder, another process); must be set before torch is imported, which the
+# imports below do. Applies to ``python main.py``, the installed ``gghead-viewer`` command and library use.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .camera import DEFAULT_FOCAL, DEFAULT_FOV_DEG, DEFAULT_RADIUS, Camera, CameraSpec, frontal_camera
 from .checkpoint import CheckpointError, convert_checkpoint, load_generator, save_safetensors
 from .config import ConfigError, GeneratorConfig

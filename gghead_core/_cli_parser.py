@@ -9,6 +9,7 @@ import argparse
 import math
 from typing import Sequence
 
+from gghead_core import __version__
 from gghead_core.camera import DEFAULT_RADIUS
 from gghead_core.jobs.turntable import TURNTABLE_PATHS, TurntableJob
 from gghead_core.vocabulary import (
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _global_options(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:

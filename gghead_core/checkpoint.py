@@ -25,11 +25,11 @@ from typing import Any
 import torch
 
 from ._pickle_reader import PersistentRecord, PickleSecurityError, StubObject, restricted_load
+from ._resources import resource_dir
 from .config import ConfigError, GeneratorConfig
 from .generator import Generator
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO_CHECKPOINT = REPO_ROOT / "checkpoints" / "demo.safetensors"
+DEMO_CHECKPOINT = resource_dir("checkpoints") / "demo.safetensors"
 SAFETENSORS_FORMAT = "gghead-viewer-generator"
 SAFETENSORS_FORMAT_VERSION = "1"
 

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+from gghead_core._resources import resource_dir
+
+ASSETS_DIR = resource_dir("assets")
 TEMPLATE_OBJ = ASSETS_DIR / "head_template.obj"
 LICENSE_MD = ASSETS_DIR / "LICENSE.md"
 

@@ -55,6 +55,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gghead_core._resources import resource_dir
+
 from ._opengl_context import (
     ContextKind,
     GLContext,
@@ -68,7 +70,7 @@ from ._opengl_context import (
 SortMode = Literal["auto", "gpu", "cpu"]
 PrimitiveMode = Literal["auto", "points", "quads"]
 
-SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
+SHADER_DIR = resource_dir("shaders")
 SHADER_FILES = ("common.glsl", "splat.vert", "splat.frag", "project.comp", "sort.comp")
 
 NEAR_CULL = 0.2
