@@ -376,7 +376,7 @@ def _run_plan(ctx: sharding.DistContext, spec: SampleSpec, folder: DatasetFolder
     sharding.barrier(ctx)  # every rank's heads are committed before the one merge
     if not ctx.is_main:
         return None
-    images = folder.merge(spec.seeds, record or {}, extra={}, make_zip=make_zip)
+    images = folder.merge(spec.seeds, record or {}, make_zip=make_zip, world_size=ctx.world_size)
     return SampleSummary(out=folder.root, heads=len(spec.seeds), made=made_all, already=already, images=images,
                          seconds=seconds, world_size=ctx.world_size, backend=backend)
 

@@ -2,7 +2,8 @@
 
 ``torchrun`` (``python -m torch.distributed.run``) starts the processes and sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`init_from_env` joins the process group with nccl
-when the generator runs on CUDA (one GPU per local rank) and gloo on CPUs. Without those variables (a plain
+when the generator runs on CUDA (one GPU per local rank) and gloo on CPUs (or when a node runs more processes
+than it has GPUs, which nccl does not allow). Without those variables (a plain
 ``python main.py sample``) there is no process group and every helper here is a no-op for one process.
 
 The split: the seed list is cut into *global* batches of ``--batch`` consecutive seeds, and the batches still
@@ -58,15 +59,18 @@ def init_from_env(device: str) -> tuple[DistContext, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and torch.cuda.is_available():
+        device = f"cuda:{local_rank % max(1, torch.cuda.device_count())}"  # one GPU per process of a node
     if device.startswith("cuda") and torch.cuda.is_available():
-        if torch.cuda.device_count() > 1 or local_rank > 0:
-            device = f"cuda:{local_rank % max(1, torch.cuda.device_count())}"
         torch.cuda.set_device(torch.device(device))
     if world <= 1:
         return DistContext(), device
     import torch.distributed as dist
 
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    # nccl refuses two ranks on one GPU; more processes than GPUs on a node fall back to gloo (CPU tensors).
+    on_gpus = device.startswith("cuda") and local_world <= torch.cuda.device_count()
+    backend = "nccl" if on_gpus else "gloo"
     if not dist.is_initialized():
         kwargs: dict[str, Any] = {"backend": backend, "timeout": DIST_TIMEOUT}
         if backend == "nccl":

@@ -229,7 +229,7 @@ class DatasetFolder:
         return HeadStaging(self)
 
     # -- rank 0, after every rank finished -------------------------------------------------------------------
-    def merge(self, seeds: Sequence[int], record: dict[str, Any], *, extra: dict[str, Any], make_zip: bool) -> int:
+    def merge(self, seeds: Sequence[int], record: dict[str, Any], *, make_zip: bool, world_size: int = 1) -> int:
         """Write ``dataset.json`` (labels of every head, in seed-list order), the final manifest and, with
         ``make_zip``, ``dataset.zip``. Returns the number of labels. Raises DatasetError when a head is missing."""
         missing = [s for s in seeds if not (self.head_dir(s) / HEAD_JSON).is_file()]
@@ -237,6 +237,7 @@ class DatasetFolder:
             raise DatasetError(
                 f"{len(missing)} head(s) are missing after the run (first: seed {missing[0]}); run the same "
                 "command again to complete them"
+                + (" (every node must see the same output folder, e.g. on NFS)" if world_size > 1 else "")
             )
         labels: list[list[Any]] = []
         for s in seeds:
@@ -246,7 +247,7 @@ class DatasetFolder:
         write_text_atomic(self.root / DATASET_JSON, '{"labels": [\n' + body + "\n]}\n")  # one label per line
         if make_zip:
             self._write_zip([name for name, _ in labels])
-        manifest = {**record, "status": "complete", **extra,
+        manifest = {**record, "status": "complete",
                     "complete_seeds": compress_seeds(seeds), "num_heads": len(seeds), "num_images": len(labels)}
         write_json_atomic(self.manifest_path, manifest)
         return len(labels)
