@@ -278,13 +278,22 @@ def _range_type(what: str):
     return parse
 
 
+def _sample_seeds_type(text: str) -> list[int]:
+    from gghead_core.dataset.run import parse_sample_seeds
+
+    try:
+        return parse_sample_seeds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _sample_parser(add) -> None:
     """``sample``: a multi-view dataset (gghead_core.dataset); the same command line under torchrun shards it."""
     from gghead_core.dataset.cameras import CAMERA_KINDS, DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE
 
     p = add("sample", "render a multi-view dataset of many heads (EG3D dataset.json, optional PLY, nerfstudio "
                       "transforms.json); run it under torchrun to shard it over processes and machines")
-    p.add_argument("--seeds", type=_seed_list_type, required=True, help="e.g. 0-99999 (no repeats)")
+    p.add_argument("--seeds", type=_sample_seeds_type, required=True, help="e.g. 0-99999 (no repeats; up to 4M)")
     p.add_argument("--views", type=_int_type, default=8, help="cameras per head (default 8)")
     g = p.add_argument_group("cameras (seeded: the same arguments give the same cameras)")
     g.add_argument("--cameras", default="front", choices=CAMERA_KINDS,

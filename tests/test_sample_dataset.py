@@ -121,6 +121,8 @@ def test_label_round_trip_and_opengl_axes() -> None:
     (["--yaw-range=-200,200"], "wider than 360"),
     (["--views", "0"], "views"),
     (["--noise-mode", "random"], "irreproducible"),
+    (["--seeds", "0-5000000"], "split the dataset"),
+    (["--batch", "0"], "batch"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, capsys, extra, words) -> None:
     from gghead_core.cli import main

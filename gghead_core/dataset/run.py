@@ -46,7 +46,7 @@ from gghead_core.dataset.writer import (
 )
 from gghead_core.gaussians import Gaussians
 from gghead_core.pipeline import LatentSpec, RenderSettings, make_ws
-from gghead_core.vocabulary import SpecError, check_int, check_seed
+from gghead_core.vocabulary import SpecError, check_int, check_seed, one_line
 
 DepthFormat = Literal["png", "npy"]
 DEPTH_FORMATS: tuple[str, ...] = get_args(DepthFormat)
@@ -56,6 +56,36 @@ CRASH_ENV = "GGHEAD_SAMPLE_CRASH_AFTER"
 written to its staging folder but not committed -- what a SIGKILL at the worst moment leaves behind."""
 
 _set = object.__setattr__
+
+
+MAX_SAMPLE_SEEDS = 4_000_000  # a dataset's seed list is held in memory by every rank (about 150 MB at this size)
+
+
+def parse_sample_seeds(text: str) -> list[int]:
+    """``"0-999999"``, ``"0,5,10-20"``: like the other commands' seed lists, but up to MAX_SAMPLE_SEEDS seeds
+    (datasets reach millions of heads). Raises ValueError with one sentence naming the bad item."""
+    import re
+
+    from gghead_core.latents import parse_seed
+
+    seeds: list[int] = []
+    for raw in str(text).split(","):
+        item = raw.strip()
+        if not item:
+            raise ValueError(f"invalid seed list {text!r}: empty item (check for doubled or trailing commas)")
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", item)
+        if m:
+            lo, hi = parse_seed(m.group(1)), parse_seed(m.group(2))
+            if hi < lo:
+                raise ValueError(f"invalid seed range {item!r}: the end is smaller than the start")
+            if len(seeds) + hi - lo + 1 > MAX_SAMPLE_SEEDS:
+                raise ValueError(f"seed list {text!r} has more than {MAX_SAMPLE_SEEDS} seeds; split the dataset")
+            seeds.extend(range(lo, hi + 1))
+        else:
+            seeds.append(parse_seed(item))
+            if len(seeds) > MAX_SAMPLE_SEEDS:
+                raise ValueError(f"seed list {text!r} has more than {MAX_SAMPLE_SEEDS} seeds; split the dataset")
+    return seeds
 
 
 def seeds_text(seeds: Sequence[int]) -> str:
@@ -89,9 +119,13 @@ class SampleSpec:
         seeds = tuple(check_seed(s) for s in self.seeds)
         if not seeds:
             raise SpecError("sample needs at least one seed")
-        if len(set(seeds)) != len(seeds):
-            dup = next(s for i, s in enumerate(seeds) if s in seeds[:i])
-            raise SpecError(f"seed list repeats seed {dup}: every head of a dataset is one seed")
+        if len(seeds) > MAX_SAMPLE_SEEDS:
+            raise SpecError(f"a dataset takes at most {MAX_SAMPLE_SEEDS} seeds, got {len(seeds)}")
+        seen: set[int] = set()
+        for s in seeds:
+            if s in seen:
+                raise SpecError(f"seed list repeats seed {s}: every head of a dataset is one seed")
+            seen.add(s)
         _set(self, "seeds", seeds)
         if not isinstance(self.cameras, CameraDistribution):
             raise SpecError("cameras must be a CameraDistribution")
@@ -281,11 +315,12 @@ def run_sample(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     ctx, device = sharding.init_from_env(device)
     previous = _sigterm_raises()
+    lock = None
     try:
         folder = DatasetFolder(Path(out))
         ckpt_path = Path(ckpt) if ckpt is not None else DEMO_CHECKPOINT
-        lock = None
         record: dict[str, Any] | None = None
+        failure: Exception | None = None
         plan: tuple[str | None, list[tuple[list[int], list[int]]], int] = (None, [], 0)
         if ctx.is_main:
             try:
@@ -303,18 +338,20 @@ def run_sample(
                 todo = [(b, [s for s in b if s not in done])
                         for b in sharding.global_batches(spec.seeds, batch)]
                 plan = (None, [t for t in todo if t[1]], len(done))
-            except DatasetError as exc:
-                plan = (str(exc), [], 0)
+            except Exception as exc:  # every rank must leave the broadcast below, then rank 0 raises the original
+                failure = exc
+                plan = (one_line(exc), [], 0)
         plan = sharding.broadcast_object(ctx, plan)
         error, todo, already = plan
+        if failure is not None:
+            raise failure
         if error is not None:
-            raise DatasetError(error)
-        summary = _run_plan(ctx, spec, folder, todo, already, ckpt, device, make_zip, quiet,
-                            load_generator_fn, render_fn, record)
+            raise DatasetError(error)  # the other ranks: rank 0 reports it
+        return _run_plan(ctx, spec, folder, todo, already, ckpt, device, make_zip, quiet,
+                         load_generator_fn, render_fn, record)
+    finally:
         if lock is not None:
             lock.close()
-        return summary
-    finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         sharding.shutdown(ctx)
