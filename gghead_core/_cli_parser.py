@@ -103,7 +103,7 @@ def _cutoff_type(text: str) -> int:
 
 
 # Options whose values may start with "-" (negative numbers in lists): "--yaws -30,0,30" -> "--yaws=-30,0,30".
-_NEGATIVE_OK = ("--yaws", "--look-at", "--background", "--yaw", "--pitch")
+_NEGATIVE_OK = ("--yaws", "--look-at", "--background", "--yaw", "--pitch", "--yaw-range", "--pitch-range")
 
 
 def join_negative_values(argv: Sequence[str]) -> list[str]:
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=("ply", "splat"), help="default: from the extension")
     _output_options(p, "output .ply or .splat")
 
+    _sample_parser(add)
+
     p = add("replay", "run a recipe (.json sidecar) again")
     p.add_argument("recipe", metavar="RECIPE.json")
     p.add_argument("--out", default=None, metavar="PATH", help="output path (default: the recipe's)")
@@ -263,6 +265,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-other-checkpoint", action="store_true",
                    help="replay with a checkpoint whose sha256 differs from the recipe's (pixels will differ)")
     return parser
+
+
+def _range_type(what: str):
+    def parse(text: str) -> tuple[float, float]:
+        from gghead_core.dataset.cameras import parse_range
+        from gghead_core.vocabulary import SpecError
+
+        try:
+            return parse_range(text, what)
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _sample_seeds_type(text: str) -> list[int]:
+    from gghead_core.dataset.run import parse_sample_seeds
+
+    try:
+        return parse_sample_seeds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sample_parser(add) -> None:
+    """``sample``: a multi-view dataset (gghead_core.dataset); the same command line under torchrun shards it."""
+    from gghead_core.dataset.cameras import CAMERA_KINDS, DEFAULT_PITCH_RANGE, DEFAULT_YAW_RANGE
+
+    p = add("sample", "render a multi-view dataset of many heads (EG3D dataset.json, optional PLY, nerfstudio "
+                      "transforms.json); run it under torchrun to shard it over processes and machines")
+    p.add_argument("--seeds", type=_sample_seeds_type, required=True, help="e.g. 0-99999 (no repeats; up to 4M)")
+    p.add_argument("--views", type=_int_type, default=8, help="cameras per head (default 8)")
+    g = p.add_argument_group("cameras (seeded: the same arguments give the same cameras)")
+    g.add_argument("--cameras", default="front", choices=CAMERA_KINDS,
+                   help="front: near-frontal (normal around the range centre); orbit: evenly spaced yaws; "
+                        "random: uniform in the ranges (default front)")
+    g.add_argument("--yaw-range", type=_range_type("yaw range"), default=DEFAULT_YAW_RANGE, metavar="W|LO,HI",
+                   help="degrees: a width centred on 0 or LO,HI (default -30,30; 360 = all around)")
+    g.add_argument("--pitch-range", type=_range_type("pitch range"), default=DEFAULT_PITCH_RANGE,
+                   metavar="W|LO,HI", help="degrees within -89..89 (default -10,10)")
+    g.add_argument("--radius", type=_float_type, default=DEFAULT_RADIUS, help=f"camera distance (default {DEFAULT_RADIUS})")
+    g.add_argument("--fov", type=_float_type, default=None, help="field of view in degrees (default 13.37)")
+    g.add_argument("--camera-seed", type=_seed_type, default=0, help="mixed with each head's seed (default 0)")
+    _latent_options(p, seed_required=False)
+    g = p.add_argument_group("images")
+    g.add_argument("--resolution", type=_int_type, default=256, help="pixels, a multiple of 16 (default 256)")
+    g.add_argument("--backend", default="auto", choices=BACKENDS)
+    g.add_argument("--background", default="white", choices=("white", "black", "transparent"),
+                   help="transparent writes RGBA images")
+    g.add_argument("--sh-ref", default="frontal", choices=SH_REFS)
+    g.add_argument("--alpha", action="store_true", help="also write 8-bit alpha masks (mask_VV.png)")
+    g.add_argument("--depth", default=None, choices=("png", "npy"),
+                   help="also write depth maps: 16-bit PNG (value x depth_scale from the manifest) or float32 .npy")
+    g = p.add_argument_group("per-head extras and packaging")
+    g.add_argument("--ply", action="store_true", help="the head's Gaussians as a 3DGS PLY (gaussians.ply)")
+    g.add_argument("--transforms", action="store_true", help="a nerfstudio transforms.json per head")
+    g.add_argument("--zip", action="store_true",
+                   help="also build dataset.zip (RGB images + dataset.json) at the end, for EG3D's loader")
+    g.add_argument("--batch", type=_int_type, default=4,
+                   help="heads synthesised together (default 4); keep it fixed to keep files byte-identical")
+    p.add_argument("--out", required=True, metavar="DIR", help="dataset folder (new, empty, or one to resume)")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -272,6 +272,40 @@ def cmd_replay(args: argparse.Namespace, argv: list[str]) -> int:
     return _run_job(G, job, out, args, argv)
 
 
+def cmd_sample(args: argparse.Namespace, argv: list[str]) -> int:
+    """A multi-view dataset (gghead_core.dataset); under torchrun every rank runs this and only rank 0 prints."""
+    from gghead_core.camera import DEFAULT_FOV_DEG
+    from gghead_core.dataset import CameraDistribution, DatasetError, SampleSpec, run_sample
+    from gghead_core.dataset.sharding import env_rank
+    from gghead_core.pipeline import LatentSpec, RenderSettings
+
+    main_rank = env_rank() == 0
+    spec = SampleSpec(
+        seeds=tuple(args.seeds),
+        cameras=CameraDistribution(kind=args.cameras, views=args.views, yaw_range_deg=args.yaw_range,
+                                   pitch_range_deg=args.pitch_range, radius=args.radius,
+                                   fov_deg=DEFAULT_FOV_DEG if args.fov is None else args.fov, seed=args.camera_seed),
+        latent=LatentSpec(psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode),
+        settings=RenderSettings(resolution=args.resolution, backend=args.backend, background=args.background,
+                                sh_ref=args.sh_ref),
+        alpha=args.alpha, depth=args.depth, ply=args.ply, transforms=args.transforms,
+    )
+    try:
+        summary = run_sample(spec, args.out, ckpt=args.ckpt, device=args.device, batch=args.batch,
+                             make_zip=args.zip, quiet=args.quiet or not main_rank)
+    except DatasetError:
+        if not main_rank:
+            return EXIT_USAGE  # rank 0 says it once
+        raise
+    if summary is not None and not args.quiet:
+        print(f"sample: {summary.heads} heads x {spec.cameras.views} views in {summary.out} "
+              f"({summary.made} made now, {summary.already} already complete); {summary.made} heads in "
+              f"{summary.seconds:.1f} s = {summary.heads_per_s:.3f} heads/s on {summary.world_size} process"
+              f"{'es' if summary.world_size != 1 else ''}" + (f", backend {summary.backend}" if summary.backend else "")
+              + f"; dataset.json has {summary.images} labels")
+    return EXIT_OK
+
+
 class ReplayMismatch(Exception):
     """The checkpoint found for a replay is not the recipe's."""
 
@@ -301,6 +335,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "grid": cmd_render_like,
     "export-ply": cmd_render_like,
     "replay": cmd_replay,
+    "sample": cmd_sample,
 }
 
 
