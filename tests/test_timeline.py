@@ -323,3 +323,15 @@ def test_cancel_leaves_nothing(G, tmp_path):
     with pytest.raises(jobs.Cancelled):
         jobs.run_job(G, job, tmp_path / "v.gif", progress=progress, cancel=cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_example_is_a_valid_timeline():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Timeline JSON"):]
+    example = re.search(r"```json\n(.*?)```", section, re.S)
+    assert example is not None
+    tl = timeline_from_dict(json.loads(example.group(1)))
+    assert [k.time_s for k in tl.keyframes] == [0.0, 2.0] and tl.keyframes[1].latent.mix == StyleMix(2, 7)
+    assert tl.keyframes[1].camera.radius == CameraSpec().radius  # omitted fields take their defaults

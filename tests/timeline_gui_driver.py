@@ -159,15 +159,15 @@ def main(out: Path, screenshot: Path | None) -> None:
     (out / "result.json").write_text(json.dumps(facts, indent=1))
 
 
-def take_screenshot(v: Viewer, path: Path) -> None:
+def take_screenshot(v: Viewer, path: Path, time_s: float = 0.4) -> None:
     """The window with the Timeline panel open (other panels folded), for the README."""
     import dearpygui.dearpygui as dpg
 
     for w in v.widgets:
         if dpg.does_item_exist(f"{w.name}.header"):
             dpg.set_value(f"{w.name}.header", w.name in ("timeline", "camera"))
-    v.trigger("timeline.time", 0.4)
-    v.wait(120)
+    v.trigger("timeline.time", time_s)
+    v.wait(300)
     grabbed: dict = {}
 
     def grab(_sender, buf) -> None:  # noqa: ANN001
@@ -181,8 +181,31 @@ def take_screenshot(v: Viewer, path: Path) -> None:
     ex.write_png(path, ex.to_uint8(grabbed["frame"][..., :3]))
 
 
+def readme_screenshot(path: Path) -> None:
+    """The README's picture: the demo model at 512 px, three keys, the playhead between the first two."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="gghead-timeline-shot-"))
+    v = Viewer(None, resolution=512, output_dir=tmp / "captures", config_dir=tmp / "config", width=1300, height=820)
+    v.start()
+    try:
+        assert v.wait(300), v.status
+        for t, seed, yaw, pitch in ((0.0, 0, -35.0, 0.0), (2.0, 4, 30.0, 5.0), (4.0, 7, 0.0, -5.0)):
+            v.timeline.editor.time_s = t
+            v.args.latent = LatentSpec(seed=seed, psi=0.7)
+            v.args.camera = CameraSpec(yaw_deg=yaw, pitch_deg=pitch)
+            v.trigger("timeline.add")
+        v.trigger("timeline.key0.ease", "ease-in-out")
+        take_screenshot(v, path, time_s=1.2)
+    finally:
+        v.close()
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if args[0] == "--readme":
+        readme_screenshot(Path(args[1]))
+        sys.exit(0)
     shot = None
     if "--screenshot" in args:
         i = args.index("--screenshot")

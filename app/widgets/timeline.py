@@ -437,7 +437,7 @@ class TimelineWidget(Widget):
                 dpg.add_input_float(tag=self.tag(f"key{i}.time"), width=70, default_value=k.time_s, step=0,
                                     format="%.2f", on_enter=True, user_data=i,
                                     callback=lambda _s, v, i: self.move_key(i, v))
-                dpg.add_combo(list(EASES), tag=self.tag(f"key{i}.ease"), width=95, default_value=k.ease,
+                dpg.add_combo(list(EASES), tag=self.tag(f"key{i}.ease"), width=110, default_value=k.ease,
                               user_data=i, callback=lambda _s, v, i: self.set_ease(i, v))
                 dpg.add_button(label="Go", tag=self.tag(f"key{i}.jump"), user_data=i,
                                callback=lambda _s, _v, i: self.jump_to(i))
