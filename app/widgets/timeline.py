@@ -92,7 +92,7 @@ class TimelineEditor:
             keys[i] = replace(keys[i], latent=latent, camera=camera)
         else:
             keys.append(Keyframe(t, latent, camera))
-        self._commit(keys, duration_s=None if self.duration_s is None or self.duration_s < t else self.duration_s)
+        self._commit(keys, duration_s=None if self.duration_s is None or self.duration_s <= t else self.duration_s)
         return next(j for j, k in enumerate(self.keys) if k.time_s == t)
 
     def move(self, index: int, time_s: float) -> int:
