@@ -108,6 +108,7 @@ def test_panel_preview_and_export_equal_the_headless_command(tmp_path):
     assert facts["keys_after_three_adds"] == [0.0, 1.0, 2.0]
     assert facts["keys_after_move"] == [0.0, 0.5, 1.0]
     assert "share the time" in facts["collision_message"] and facts["keys_after_collision"] == [0.0, 0.5, 1.0]
+    assert facts["key0_input_after_collision"] == 0.0  # the row shows the key's real time again
     assert facts["replaced_seed"] == 6 and facts["keys_after_delete"] == [0.0, 1.0]
     assert facts["jump_state_is_key"] and facts["previewing_after_scrub"]
     assert "timeline preview" in facts["screenshot_during_preview"]

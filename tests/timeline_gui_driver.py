@@ -76,6 +76,9 @@ def main(out: Path, screenshot: Path | None) -> None:
         v.trigger("timeline.key0.time", 1.0)  # onto another key: refused, nothing changes
         facts["collision_message"] = tw.message
         facts["keys_after_collision"] = [k.time_s for k in tw.editor.keys]
+        import dearpygui.dearpygui as dpg
+
+        facts["key0_input_after_collision"] = dpg.get_value("timeline.key0.time")
         v.args.latent = LatentSpec(seed=6)
         v.trigger("timeline.key1.replace")
         facts["replaced_seed"] = tw.editor.keys[1].latent.seed

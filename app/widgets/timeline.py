@@ -170,6 +170,7 @@ class TimelineWidget(Widget):
             fn(*args, **kwargs)
         except SpecError as exc:
             self._say(one_line(exc), error=True)
+            self._rebuild_rows()  # the rows show the unchanged keys again, not the refused value
             return False
         self._rebuild_rows()
         self._sync_controls()
@@ -182,6 +183,7 @@ class TimelineWidget(Widget):
         if not self._edit(self.editor.add, args.latent, args.camera):
             return False
         self.editor.time_s = self.editor.keys[-1].time_s + NEXT_KEY_GAP_S
+        args.timeline = None  # the view shows what was stored, not a preview at the old time
         self._say(f"keyframe at {t:.2f} s; next at {self.editor.time_s:.2f} s")
         self._sync_controls()
         return True
