@@ -1,4 +1,4 @@
-"""Captures from the viewer: screenshots and turntable videos, run through the same headless engine as the CLI.
+"""Captures from the viewer: screenshots, turntable and timeline videos, run through the same headless engine as the CLI.
 
 The viewer's state already is the pipeline vocabulary, so a capture job is the CLI's job with the viewer's
 latent, camera and settings in it: it writes the same recipe sidecar as the CLI, and
@@ -18,15 +18,23 @@ from typing import Any, Callable
 
 from app.state import RenderArgs
 from gghead_core import jobs
-from gghead_core import OutputError, one_line
+from gghead_core import OutputError, Timeline, one_line
 
 
 class CaptureError(ValueError):
     """The current view cannot be captured (one-line message)."""
 
 
+def _no_timeline_preview(args: RenderArgs, kind: str) -> None:
+    if args.timeline is not None:
+        # The head between two keys is a blend of ws that no LatentSpec spells, so no still/turntable recipe
+        # could replay it; the timeline's own export can.
+        raise CaptureError(f"a {kind} cannot show a timeline preview: jump to a keyframe, or export the timeline")
+
+
 def screenshot_job(args: RenderArgs, *, resolution: int | None = None, transparent: bool = False) -> jobs.StillJob:
     """The still job for what is on screen (optionally at another resolution or with a transparent background)."""
+    _no_timeline_preview(args, "screenshot")
     settings = args.settings
     if resolution is not None:
         settings = replace(settings, resolution=int(resolution))
@@ -50,11 +58,28 @@ class TurntableOptions:
 
 
 def turntable_job(args: RenderArgs, options: TurntableOptions) -> jobs.TurntableJob:
+    _no_timeline_preview(args, "turntable")
     return jobs.TurntableJob(
         latent=args.latent, frames=options.frames, fps=options.fps, path=options.path,  # type: ignore[arg-type]
         pitch_deg=options.pitch_deg, radius=options.radius, yaw_range_deg=options.yaw_range_deg,
         settings=replace(args.settings, resolution=int(options.resolution)),
     )
+
+
+@dataclass(frozen=True)
+class TimelineOptions:
+    """The Timeline panel's export controls (the timeline itself carries the keys, loop and interpolation)."""
+
+    resolution: int = 512
+    fps: float = 24.0  # a new timeline's default
+    format: str = "mp4"
+
+
+def timeline_job(args: RenderArgs, timeline: Timeline, options: TimelineOptions) -> jobs.TimelineJob:
+    """The video job for a timeline, drawn with the viewer's render settings at the export's resolution and
+    fps: the CLI's ``timeline T.json --resolution R --fps F`` on the same file makes the same frames."""
+    return jobs.TimelineJob(timeline=replace(timeline, fps=float(options.fps)),
+                            settings=replace(args.settings, resolution=int(options.resolution)))
 
 
 _NUMBERED = re.compile(r"^(?P<prefix>.+)_(?P<n>\d{4,})\.[^.]+$")
@@ -76,7 +101,7 @@ def next_numbered_path(folder: Path, prefix: str, ext: str) -> Path:
 
 @dataclass
 class JobStatus:
-    kind: str  # "screenshot" | "turntable"
+    kind: str  # "screenshot" | "turntable" | "timeline"
     done: int = 0
     total: int = 1
     running: bool = True

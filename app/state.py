@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from gghead_core import Timeline
 from gghead_core.pipeline import CameraSpec, LatentSpec, RenderSettings
 
 RESOLUTIONS: tuple[int, ...] = (256, 512, 1024)
@@ -43,13 +44,29 @@ def clamp(value: float, lo: float, hi: float, default: float) -> float:
     return min(hi, max(lo, v))
 
 
+@dataclass(frozen=True)
+class TimelinePreview:
+    """Draw the head of ``timeline`` at ``time_s`` instead of ``RenderArgs.latent``.
+
+    A timeline's head between keys is a weighted sum of the keys' ws, which no :class:`LatentSpec` can spell, so
+    the Timeline panel does not squeeze it into one: it names the timeline and the time, and the worker asks the
+    timeline for the ws (:class:`gghead_core.TimelineSampler`, the sampler the video export uses). The camera
+    needs no override: a sampled camera is a plain ``CameraSpec`` and goes into ``RenderArgs.camera``.
+    """
+
+    timeline: Timeline
+    time_s: float
+
+
 @dataclass
 class RenderArgs:
-    """Everything a displayed frame depends on; widgets replace their part, the worker reads snapshots."""
+    """Everything a displayed frame depends on; widgets replace their part, the worker reads snapshots.
+    ``timeline`` (None unless the Timeline panel is previewing) replaces ``latent`` for the head."""
 
     latent: LatentSpec = DEFAULT_LATENT
     camera: CameraSpec = field(default_factory=CameraSpec)
     settings: RenderSettings = DEFAULT_SETTINGS
+    timeline: TimelinePreview | None = None
 
     def snapshot(self) -> "RenderArgs":
         """A copy the worker may keep (the parts are immutable, so a shallow copy is enough)."""

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from app.capture import CaptureRunner, TurntableOptions, screenshot_job, start_capture, turntable_job
+from app.capture import TimelineOptions, timeline_job
 from app.display import BufferPool, new_rgba_buffer
 from app.settings import Settings, default_output_dir, load_settings, save_settings
 from app.state import DEFAULT_SETTINGS, RenderArgs
@@ -126,6 +127,7 @@ class Viewer:
         from app.widgets.model import ModelWidget
         from app.widgets.perf import PerfWidget
         from app.widgets.render import RenderWidget
+        from app.widgets.timeline import TimelineWidget
         from app.widgets.truncation import TruncationWidget
 
         self.model = ModelWidget(self)
@@ -136,6 +138,8 @@ class Viewer:
         self.capture = CaptureWidget(self)
         self.perf = PerfWidget(self)
         self.widgets = [self.model, self.latent, self.truncation, self.camera, self.render, self.capture, self.perf]
+        self.timeline = TimelineWidget(self)
+        self.widgets.insert(self.widgets.index(self.capture) + 1, self.timeline)
 
         self._limit_torch_threads()
         dpg.create_context()
@@ -352,6 +356,11 @@ class Viewer:
     def capture_turntable(self, options: TurntableOptions) -> str | None:
         """Render the current head along a camera loop into ``turntable_NNNN.mp4|gif`` (background)."""
         return self._start_capture("turntable", lambda: turntable_job(self.args.snapshot(), options),
+                                   "." + options.format)
+
+    def capture_timeline(self, timeline: Any, options: TimelineOptions) -> str | None:
+        """Render a keyframe timeline into ``timeline_NNNN.mp4|gif`` (background); returns an error or None."""
+        return self._start_capture("timeline", lambda: timeline_job(self.args.snapshot(), timeline, options),
                                    "." + options.format)
 
     def _start_capture(self, kind: str, make_job: Callable[[], Any], ext: str) -> str | None:

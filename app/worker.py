@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from app.display import BufferPool
-from app.state import RenderArgs
+from app.state import RenderArgs, TimelinePreview
 from gghead_core.pipeline import LatentSpec, make_ws
-from gghead_core import one_line
+from gghead_core import TimelineSampler, one_line
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ class LatentGenerator:
         self._lock = threading.Lock()
         self._gaussians: OrderedDict[LatentSpec, Any] = OrderedDict()
         self._max_gaussians = max_gaussians
+        self._sampler: TimelineSampler | None = None  # the Timeline panel's preview (worker thread only)
 
     def cached(self, latent: LatentSpec) -> Any | None:
         key = latent.key()
@@ -147,6 +148,27 @@ class LatentGenerator:
             while len(self._gaussians) > self._max_gaussians:
                 self._gaussians.popitem(last=False)
         return g, FrameTimings(mapping_ms=mapping_ms, synthesis_ms=synthesis_ms)
+
+    def timeline_gaussians(self, preview: TimelinePreview) -> tuple[Any, FrameTimings]:
+        """The head of a timeline at a time: a key's time goes through :meth:`gaussians_for` (the key's own
+        latent, cached: the same pixels as the key's still), any other time through the timeline's sampler
+        (the video export's ws). One sampler is kept, for the latest timeline (its keys' ws are made once)."""
+        tl, t = preview.timeline, preview.time_s
+        seg = tl.segment(t)
+        if seg.exact:
+            return self.gaussians_for(tl.keyframes[seg.a].latent)
+        sampler = self._sampler
+        if sampler is None or sampler.timeline != tl:
+            sampler = self._sampler = TimelineSampler(self.G, tl)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            ws = sampler.ws_at(t)
+            mapping_ms = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            g = self.G.synthesis(ws, noise_mode=tl.noise_mode_at(t))
+            if g.means.is_cuda:
+                torch.cuda.synchronize()
+        return g, FrameTimings(mapping_ms=mapping_ms, synthesis_ms=(time.perf_counter() - t0) * 1e3)
 
 
 class RenderWorker:
@@ -278,7 +300,10 @@ class RenderWorker:
         t_start = time.perf_counter()
         buffer = None
         try:
-            gaussians, timings = gen.gaussians_for(args.latent)
+            if args.timeline is not None:
+                gaussians, timings = gen.timeline_gaussians(args.timeline)
+            else:
+                gaussians, timings = gen.gaussians_for(args.latent)
             t0 = time.perf_counter()
             res = self.render_fn(gaussians, args.camera.to_camera(), **args.settings.render_kwargs())
             image = res.image[0]  # [R, R, 3] float in [0, 1] (not clamped above)

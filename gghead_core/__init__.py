@@ -19,6 +19,7 @@ from .export import OutputError, RecipeError
 from .gaussians import Gaussians
 from .generator import Generator
 from .pipeline import Frame, LatentEdit, LatentSpec, RenderSettings, StyleMix, generate, make_ws, render_views
+from .timeline import EASES, LATENT_INTERPS, Keyframe, Timeline, TimelineSampler, load_timeline, save_timeline
 from .vocabulary import (
     BACKENDS,
     MODES,
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_FOCAL",
     "DEFAULT_FOV_DEG",
     "DEFAULT_RADIUS",
+    "EASES",
     "MODES",
     "NOISE_MODES",
     "SH_REFS",
@@ -52,6 +54,8 @@ __all__ = [
     "Gaussians",
     "Generator",
     "GeneratorConfig",
+    "Keyframe",
+    "LATENT_INTERPS",
     "LatentEdit",
     "LatentSpec",
     "Mode",
@@ -62,14 +66,18 @@ __all__ = [
     "ShRef",
     "SpecError",
     "StyleMix",
+    "Timeline",
+    "TimelineSampler",
     "__version__",
     "convert_checkpoint",
     "frontal_camera",
     "generate",
     "load_generator",
+    "load_timeline",
     "make_ws",
     "one_line",
     "parse_background",
     "render_views",
     "save_safetensors",
+    "save_timeline",
 ]

@@ -25,7 +25,7 @@ from gghead_core.vocabulary import (
 PROG = "main.py"
 HEADLESS_HINT = (
     "no display available for the viewer; use the headless commands instead: "
-    f"python {PROG} info|render|turntable|interpolate|grid|export-ply|replay --help"
+    f"python {PROG} info|render|turntable|interpolate|grid|export-ply|timeline|replay --help"
 )
 
 
@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p, "output .ply or .splat")
 
     _sample_parser(add)
+
+    p = add("timeline", "render a keyframe timeline (JSON, saved by the viewer's Timeline panel) to a video")
+    p.add_argument("timeline", metavar="TIMELINE.json", help="the timeline file (format: README, 'Timeline JSON')")
+    p.add_argument("--fps", type=_float_type, default=None, help="frames per second (default: the timeline's)")
+    _render_options(p, 512)
+    _output_options(p, "output .mp4, .gif or folder/ (numbered PNGs)")
 
     p = add("replay", "run a recipe (.json sidecar) again")
     p.add_argument("recipe", metavar="RECIPE.json")

@@ -1,6 +1,7 @@
 """Command line: ``python main.py [--ckpt PATH] [--device D] <command> ...``; no command opens the viewer.
 
-Commands: ``info``, ``convert``, ``render``, ``turntable``, ``interpolate``, ``grid``, ``export-ply``, ``replay``.
+Commands: ``info``, ``convert``, ``render``, ``turntable``, ``interpolate``, ``grid``, ``export-ply``, ``timeline``,
+``replay``.
 The global options (``--ckpt``, ``--device``, ``--quiet``) work before or after the command.
 
 Every failure ends in exactly one line on stderr and a non-zero exit code, never a traceback:
@@ -131,7 +132,22 @@ def make_job(args: argparse.Namespace) -> Any:
     if cmd == "export-ply":
         fmt = args.format or ex.check_extension(args.out, ex.GAUSSIAN_EXTENSIONS)[1:]
         return jobs.ExportJob(latent=_latent(args), format=fmt)
+    if cmd == "timeline":
+        return make_timeline_job(args)
     raise UsageError(f"unknown command {cmd!r}")  # pragma: no cover - the parser only dispatches known commands
+
+
+def make_timeline_job(args: argparse.Namespace) -> Any:
+    """``timeline T.json``: the file's timeline (``--fps`` replaces its frame rate) with the render options."""
+    from dataclasses import replace
+
+    from gghead_core import jobs
+    from gghead_core.timeline import load_timeline
+
+    timeline = load_timeline(args.timeline)
+    if args.fps is not None:
+        timeline = replace(timeline, fps=args.fps)  # validated again: a frame count over the limit is refused
+    return jobs.TimelineJob(timeline=timeline, settings=_settings(args))
 
 
 def _run_job(G: Any, job: Any, out: str, args: argparse.Namespace, argv: list[str]) -> int:
@@ -334,6 +350,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "interpolate": cmd_render_like,
     "grid": cmd_render_like,
     "export-ply": cmd_render_like,
+    "timeline": cmd_render_like,
     "replay": cmd_replay,
     "sample": cmd_sample,
 }

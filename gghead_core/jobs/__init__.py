@@ -26,6 +26,7 @@ from gghead_core.jobs.export_gaussians import ExportJob
 from gghead_core.jobs.grid import GridJob
 from gghead_core.jobs.interpolate import InterpolationJob
 from gghead_core.jobs.still import StillJob
+from gghead_core.jobs.timeline import TimelineJob
 from gghead_core.jobs.turntable import TURNTABLE_PATHS, TurntableJob
 from gghead_core.vocabulary import SpecError
 
@@ -35,6 +36,7 @@ JOB_TYPES: dict[str, type] = {
     InterpolationJob.command: InterpolationJob,
     GridJob.command: GridJob,
     ExportJob.command: ExportJob,
+    TimelineJob.command: TimelineJob,
 }
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "OutputTarget",
     "Progress",
     "StillJob",
+    "TimelineJob",
     "TurntableJob",
     "check_output",
     "job_from_dict",
