@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 import struct
 import tempfile
 from collections import OrderedDict
@@ -24,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ._pickle_reader import PersistentRecord, PickleSecurityError, StubObject, restricted_load
+from ._pickle_reader import PersistentRecord, PickleLimitError, PickleSecurityError, StubObject, restricted_load
 from .config import ConfigError, GeneratorConfig
 from .generator import Generator
 
@@ -80,11 +81,17 @@ def build_generator(config: GeneratorConfig, tensors: dict[str, torch.Tensor], s
         raise CheckpointError(f"{name}: _uv_grid has shape {tuple(uv_grid.shape)}, expected [1, G, 1, 2]")
     if points.shape != (1, uv_grid.shape[1], 3):
         raise CheckpointError(f"{name}: _flame_vertices has shape {tuple(points.shape)}, expected [1, {uv_grid.shape[1]}, 3]")
+    if position_map.dim() != 3 or position_map.shape[0] != 3:
+        raise CheckpointError(f"{name}: _uv_position_map has shape {tuple(position_map.shape)}, expected [3, R, R]")
+    # Compare every shape the config implies with the file's tensors on the meta device first: a hostile config
+    # (channel_base, plane_resolution, z_dim ...) is refused here without allocating a byte of weights.
     try:
-        generator = Generator(config, uv_grid=uv_grid, uv_position_map=position_map, template_points=points)
-    except (ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{name}: {exc}") from None
-    expected = generator.state_dict()
+        with torch.device("meta"):
+            skeleton = Generator(config, uv_grid=uv_grid.to("meta"), uv_position_map=position_map.to("meta"),
+                                 template_points=points.to("meta"))
+    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise CheckpointError(f"{name}: {_one_line(exc)}") from None
+    expected = skeleton.state_dict()
     missing = [k for k in expected if k not in tensors]
     if missing:
         shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
@@ -97,10 +104,16 @@ def build_generator(config: GeneratorConfig, tensors: dict[str, torch.Tensor], s
             raise CheckpointError(f"{name}: tensor {key} has shape {got}, expected {tuple(ref.shape)}")
         if not value.is_floating_point():
             raise CheckpointError(f"{name}: tensor {key} has dtype {value.dtype}, expected floating point")
+        state[key] = value
+    del skeleton
+    for key, value in state.items():
         state[key] = value.to(torch.float32)
-    nonfinite = [k for k, v in state.items() if not torch.isfinite(v).all()]
-    if nonfinite:
-        raise CheckpointError(f"{name}: tensor {nonfinite[0]} contains NaN or infinite values")
+        if not torch.isfinite(state[key]).all():
+            raise CheckpointError(f"{name}: tensor {key} contains NaN or infinite values")
+    try:
+        generator = Generator(config, uv_grid=uv_grid, uv_position_map=position_map, template_points=points)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{name}: {_one_line(exc)}") from None
     generator.load_state_dict(state, strict=True)
     return generator
 
@@ -147,13 +160,49 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite
 # file type detection
 
 
-def _sniff(path: Path) -> str:
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+def _open_checkpoint(path: Path) -> Any:
+    """Open ``path`` for reading only if it is a regular file; never block.
+
+    ``stat`` first (a FIFO, socket or device is refused by kind), then ``open`` with ``O_NONBLOCK`` so that a
+    FIFO swapped in meanwhile cannot hang the process, ``fstat`` the descriptor to check again, and only then
+    clear ``O_NONBLOCK`` for ordinary reads.
+    """
     try:
-        with open(path, "rb") as f:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    _require_regular(path, st.st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)
+        if getattr(os, "O_NONBLOCK", 0):
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise CheckpointError(f"{path} is {kind}; a checkpoint must be a regular file")
+
+
+def _sniff(path: Path) -> str:
+    try:
+        with _open_checkpoint(path) as f:
             head = f.read(16)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -186,7 +235,9 @@ def _read_safetensors(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tens
         config = GeneratorConfig.from_dict(json.loads(metadata["config"]))
     except CheckpointError:
         raise
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+    except ConfigError as exc:
+        raise CheckpointError(f"{path.name}: {_one_line(exc)}") from None
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RecursionError, MemoryError) as exc:
         raise CheckpointError(f"{path.name}: corrupt .safetensors file ({_one_line(exc)})") from None
     return config, tensors
 
@@ -197,12 +248,19 @@ def _read_safetensors(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tens
 
 def _read_official(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
     try:
-        with open(path, "rb") as f:
+        with _open_checkpoint(path) as f:
             snapshot = restricted_load(f)
+    except CheckpointError:
+        raise
     except PickleSecurityError as exc:
         raise CheckpointError(f"refused to load {path.name}: {_one_line(exc)}; nothing in it was executed") from None
+    except PickleLimitError as exc:
+        raise CheckpointError(f"refused to load {path.name}: {_one_line(exc)}") from None
+    except MemoryError:
+        raise CheckpointError(f"{path.name} is not a readable GGHead checkpoint (it would need more memory than "
+                              "is available)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, MemoryError, RecursionError, UnicodeDecodeError, RuntimeError) as exc:
+            struct.error, RecursionError, UnicodeDecodeError, RuntimeError, OverflowError, OSError) as exc:
         raise CheckpointError(f"{path.name} is not a readable GGHead checkpoint (truncated or corrupt: "
                               f"{type(exc).__name__}: {_one_line(exc)})") from None
     generator_obj = _pick_generator(snapshot, path.name)
@@ -224,7 +282,7 @@ def _pick_generator(snapshot: Any, name: str) -> StubObject:
             obj = snapshot.get(key)
             if _is_generator(obj):
                 return obj
-        keys = ", ".join(map(str, list(snapshot)[:8]))
+        keys = ", ".join(k if isinstance(k, str) else f"<{type(k).__name__}>" for k in list(snapshot)[:8])[:200]
         raise CheckpointError(f"{name}: no GGHead generator found (expected 'G_ema' or 'G'; keys: {keys})")
     if _is_generator(snapshot):
         return snapshot
@@ -268,19 +326,38 @@ def _flatten_module(root: Any) -> dict[str, torch.Tensor]:
     return out
 
 
-def _plain(obj: Any, depth: int = 0) -> Any:
-    """Config records -> plain Python values (dicts, lists, str, numbers, None)."""
-    if depth > 20:
-        raise CheckpointError("config nesting too deep")
-    if isinstance(obj, StubObject):
-        return {k: _plain(v, depth + 1) for k, v in obj.stub_state.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v, depth + 1) for v in obj]
-    if isinstance(obj, (dict, OrderedDict)):
-        return {str(k): _plain(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return repr(obj)  # tensors, references and records carry no config value
+_PLAIN_MAX_DEPTH = 20
+_PLAIN_MAX_NODES = 100_000  # a real GGHeadConfig has a few hundred values
+
+
+def _plain(obj: Any, name: str = "?") -> Any:
+    """Config records -> plain Python values (dicts, lists, str, numbers, None).
+
+    Shared references are expanded (the config is a tree in every real file), so the walk counts the values it
+    produces and refuses a DAG that would expand to more than ``_PLAIN_MAX_NODES`` (4^16 leaves from 64 nodes).
+    """
+    budget = [_PLAIN_MAX_NODES]
+
+    def walk(value: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise CheckpointError(f"{name}: the generator config expands to more than {_PLAIN_MAX_NODES} values "
+                                  "(shared references?)")
+        if depth > _PLAIN_MAX_DEPTH:
+            raise CheckpointError(f"{name}: the generator config is nested more than {_PLAIN_MAX_DEPTH} levels deep")
+        if isinstance(value, StubObject):
+            state = value.stub_state
+            return {str(k): walk(v, depth + 1) for k, v in state.items()} if isinstance(state, dict) else None
+        if isinstance(value, (list, tuple)):
+            return [walk(v, depth + 1) for v in value]
+        if isinstance(value, dict):
+            return {k if isinstance(k, str) else f"<{type(k).__name__}>": walk(v, depth + 1)
+                    for k, v in value.items()}
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            return value
+        return f"<{type(value).__name__}>"  # tensors, references and records carry no config value
+
+    return walk(obj, 0)
 
 
 # Fields of GGHeadConfig whose values we honour, with the GeneratorConfig field they feed.
@@ -317,7 +394,7 @@ _OLD_DEFAULTS = {"position_attenuation": 1e-2, "rotation_attenuation": 1e-2}
 
 def official_config(config_obj: Any, name: str = "?") -> GeneratorConfig:
     """Official ``GGHeadConfig`` record -> :class:`GeneratorConfig` (refusing unsupported flags by name)."""
-    raw = _plain(config_obj)
+    raw = _plain(config_obj, name)
     if not isinstance(raw, dict):
         raise CheckpointError(f"{name}: the generator has no readable _config")
     for flag in _REFUSED_IF_TRUE:
@@ -353,11 +430,6 @@ def official_config(config_obj: Any, name: str = "?") -> GeneratorConfig:
         "super_resolution_config", "use_gsm_flame_template", "use_flame_template_v2", "use_sphere_template",
         "use_plane_template"}
     kwargs["ignored_fields"] = tuple(sorted(k for k in raw if k not in handled))
-    if kwargs.get("n_uniform_flame_vertices") is not None:
-        kwargs["n_uniform_flame_vertices"] = int(kwargs["n_uniform_flame_vertices"])
-    for key in ("uv_attributes", "resample_filter", "background_color"):
-        if key in kwargs and kwargs[key] is not None:
-            kwargs[key] = tuple(kwargs[key])
     known = {f.name for f in fields(GeneratorConfig)}
     kwargs = {k: v for k, v in kwargs.items() if k in known}
     try:
