@@ -62,6 +62,8 @@ MAX_TUPLE_EXPANSION = 100_000
 """Most items a tuple may expand to when shared references are followed (hashing visits every one)."""
 MAX_EXPANSION_BYTES = 64 << 20
 """Bytes that tensor views may materialise beyond the bytes their storages hold (overlapping/stride-0 views)."""
+MAX_TUPLE_DEPTH = 100
+"""Deepest nesting of tuples in tuples (their hash recurses on the C stack)."""
 MAX_SCAN_WORK = 50_000_000
 """Most hashing / iteration steps the objects of one file may cost while it is unpickled (seconds at most)."""
 MAX_TENSOR_DIMS = 16
@@ -300,13 +302,14 @@ _SATURATE = 1 << 62
 
 class _Weight:
     """Shadow of one stack object in :func:`scan_pickle`: how many items hashing, comparing or iterating it can
-    visit (plain containers count their items, shared references included; other objects count 1). A cell,
-    not an int, because a memoised list keeps growing after it was stored (APPEND after PUT)."""
+    visit (plain containers count their items, shared references included; other objects count 1), and for
+    tuples how deeply they nest (hashing a tuple recurses in C without a depth guard). A cell, not an int,
+    because a memoised list keeps growing after it was stored (APPEND after PUT)."""
 
-    __slots__ = ("n",)
+    __slots__ = ("n", "depth")
 
-    def __init__(self, n: int = 1) -> None:
-        self.n = n
+    def __init__(self, n: int = 1, depth: int = 0) -> None:
+        self.n, self.depth = n, depth
 
 
 def scan_pickle(reader: Any) -> int:
@@ -360,10 +363,13 @@ def scan_pickle(reader: Any) -> int:
                 stack += [popped[0], popped[0]]
             elif name in ("TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE"):
                 size = min(_SATURATE, 1 + sum(w.n for w in items))
+                depth = 1 + max((w.depth for w in items), default=0)
                 if size > MAX_TUPLE_EXPANSION:
                     raise PickleLimitError(
                         f"a tuple expands to more than {MAX_TUPLE_EXPANSION} items through shared references")
-                stack.append(_Weight(size))
+                if depth > MAX_TUPLE_DEPTH:
+                    raise PickleLimitError(f"tuples nested more than {MAX_TUPLE_DEPTH} levels deep")
+                stack.append(_Weight(size, depth))
             elif name in ("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS"):
                 target, added = (popped[0], popped[1:] + sliced)
                 if name in ("SETITEM", "SETITEMS"):
