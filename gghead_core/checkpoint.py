@@ -12,6 +12,7 @@ Every failure surfaces as :class:`CheckpointError` with a one-line message that 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -134,10 +135,19 @@ def save_safetensors(generator: Generator, path: str | os.PathLike, overwrite: b
         "format_version": SAFETENSORS_FORMAT_VERSION,
         "config": json.dumps(generator.config.to_dict()),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A short hidden temp name (not derived from the output's name): a legal 255-byte output name must work.
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".partial.safetensors", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except Exception as exc:  # safetensors reports I/O failures as its own error type
+            from .export import OutputWriteError
+
+            text = str(exc)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in text:
+                raise OutputWriteError(f"disk full while writing {path}") from None
+            raise OutputWriteError(f"cannot write {path}: {_one_line(exc)}") from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a converted model is an ordinary file

@@ -277,6 +277,10 @@ def _signals_deferred() -> Iterator[None]:
 # ---- placing finished files: all or nothing ----------------------------------------------------------------------
 
 
+_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES,
+                  getattr(errno, "ENOTSUP", errno.EPERM), getattr(errno, "EOPNOTSUPP", errno.EPERM)}
+
+
 class _Placement:
     """Moves finished temp files/folders to their final names; undoes every move if any one fails.
 
@@ -305,7 +309,9 @@ class _Placement:
             os.link(temp, final)  # fails if final exists: no race with a file created meanwhile
         except FileExistsError:
             raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)") from None
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
             # Folders, and filesystems without hard links: check-then-rename.
             if os.path.lexists(final):
                 raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)") from None
