@@ -38,8 +38,9 @@ import os
 import pickle
 import pickletools
 import struct
+import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -154,7 +155,7 @@ class StorageRecord(_Inert):
     """A decoded legacy storage: raw little-endian bytes of ``numel`` elements of ``dtype`` (spec 1.5)."""
 
     dtype: torch.dtype
-    data: bytes
+    data: memoryview  # read-only view of the payload bytes, numel * itemsize long
     numel: int
     location: str
 
@@ -176,14 +177,6 @@ class TensorRecord(_Inert):
     @property
     def numel(self) -> int:
         return math.prod(self.size)
-
-
-@dataclass
-class TensorMeta:
-    """Remembered facts about a rebuilt tensor (a parameter or a plain tensor; original device)."""
-
-    is_parameter: bool = False
-    devices: set = field(default_factory=set)
 
 
 class _InertOrderedDict(OrderedDict):
@@ -484,17 +477,21 @@ def parse_legacy_storage(payload: Any) -> StorageRecord:
     if count != numel:
         raise pickle.UnpicklingError("storage payload element count does not match its header")
     nbytes = count * _itemsize(dtype)
-    if nbytes > len(payload) - f.tell():
+    start = f.tell()
+    if nbytes > len(payload) - start:
         raise pickle.UnpicklingError("storage payload is truncated")
-    raw = f.read(nbytes)
+    # A view, not a copy: the payload is alive anyway until the load ends, and peak memory stays ~2x the file.
+    raw = memoryview(payload)[start:start + nbytes].toreadonly()
     return StorageRecord(dtype=dtype, data=raw, numel=count, location=location)
 
 
 def _storage_tensor(storage: StorageRecord) -> torch.Tensor:
-    """The flat CPU tensor of a storage record (its own memory: the file's bytes are not aliased)."""
+    """The flat CPU tensor over a storage record's bytes (read-only memory: callers copy what they keep)."""
     if storage.numel == 0:
         return torch.empty(0, dtype=storage.dtype)
-    return torch.frombuffer(bytearray(storage.data), dtype=storage.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "buffer is not writable": nothing writes to it
+        return torch.frombuffer(storage.data, dtype=storage.dtype, count=storage.numel)
 
 
 def decode_legacy_storage(payload: bytes, devices_seen: set | None = None) -> torch.Tensor:
@@ -502,7 +499,7 @@ def decode_legacy_storage(payload: bytes, devices_seen: set | None = None) -> to
     record = parse_legacy_storage(payload)
     if devices_seen is not None:
         devices_seen.add(record.location)
-    return _storage_tensor(record)
+    return _storage_tensor(record).clone()
 
 
 def check_view(storage: StorageRecord, offset: Any, size: Any, stride: Any) -> tuple[int, tuple, tuple]:
@@ -767,7 +764,7 @@ class _Materializer:
     def _convert(self, obj: Any, depth: int) -> Any:
         if isinstance(obj, TensorRecord):
             return self.tensor(obj)
-        if isinstance(obj, (str, bytes, int, float, bool, type(None), StorageRecord)):
+        if isinstance(obj, (str, bytes, int, float, bool, type(None), StorageRecord, memoryview)):
             return obj
         key = id(obj)
         if key in self.done:
