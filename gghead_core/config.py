@@ -38,6 +38,9 @@ _FIELD_KINDS = {
     "template": "str", "n_uniform_flame_vertices": "int?", "ignored_fields": "strs",
 }  # fmt: skip
 
+# Longest lists accepted (``ignored_fields`` lists the official config's unused field names: 64 in 2024 files).
+_LIST_LIMITS = {"ignored_fields": 4096}
+
 # Inclusive bounds, far above the released FFHQ-512 model (z/w 512, channels 32768/512, planes 256).
 _BOUNDS = {
     "z_dim": (1, 4096), "w_dim": (1, 4096), "c_dim": (0, 1024), "mapping_num_layers": (1, 32),
@@ -172,9 +175,10 @@ class GeneratorConfig:
                 if not isinstance(value, str) or len(value) > 200:
                     raise ConfigError(f"invalid generator config: {shown} must be a short string, got "
                                       f"{_describe(value)}")
-            else:  # "strs" / "nums": a list or tuple of at most 64 strings / finite numbers
-                if not isinstance(value, (list, tuple)) or len(value) > 64:
-                    raise ConfigError(f"invalid generator config: {shown} must be a list (at most 64 items), "
+            else:  # "strs" / "nums": a list or tuple of strings / finite numbers
+                limit = _LIST_LIMITS.get(f.name, 64)
+                if not isinstance(value, (list, tuple)) or len(value) > limit:
+                    raise ConfigError(f"invalid generator config: {shown} must be a list (at most {limit} items), "
                                       f"got {_describe(value)}")
                 for item in value:
                     ok = (isinstance(item, str) and len(item) <= 200) if kind == "strs" else (
