@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import pickle
 import pickletools
 import struct
@@ -213,7 +212,7 @@ class _InertCallable(_Inert):
 class _NumpyDTypeRecord(_Inert):
     """``numpy.dtype(name, align, copy)`` + BUILD(state) as data: numpy never sees the state tuple."""
 
-    __slots__ = ("name", "byteorder")
+    __slots__ = ("byteorder", "name")
 
     def __init__(self, name: str) -> None:
         self.name, self.byteorder = name, "="
@@ -299,7 +298,7 @@ class _Weight:
     tuples how deeply they nest (hashing a tuple recurses in C without a depth guard). A cell, not an int,
     because a memoised list keeps growing after it was stored (APPEND after PUT)."""
 
-    __slots__ = ("n", "depth")
+    __slots__ = ("depth", "n")
 
     def __init__(self, n: int = 1, depth: int = 0) -> None:
         self.n, self.depth = n, depth

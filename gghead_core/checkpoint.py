@@ -19,14 +19,19 @@ import pickle
 import stat
 import struct
 import tempfile
-from collections import OrderedDict
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._pickle_reader import PersistentRecord, PickleLimitError, PickleSecurityError, StubObject, restricted_load
+from ._pickle_reader import (
+    PersistentRecord,
+    PickleLimitError,
+    PickleSecurityError,
+    StubObject,
+    restricted_load,
+)
 from .config import ConfigError, GeneratorConfig
 from .generator import Generator
 

@@ -19,10 +19,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from official_format import write_official_pickle
 
 from gghead_core import CheckpointError, Generator, GeneratorConfig, load_generator
-from gghead_core._pickle_reader import PickleLimitError, PickleSecurityError, restricted_load
-from official_format import write_official_pickle
+from gghead_core._pickle_reader import (
+    PickleLimitError,
+    PickleSecurityError,
+    restricted_load,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(z_dim=32, w_dim=32, channel_base=512, channel_max=16, plane_resolution=16,
@@ -349,6 +353,7 @@ def test_official_config_type_errors_name_file_and_field(tmp_path, field, value,
 ])
 def test_safetensors_config_type_errors_name_file_and_field(tmp_path, field, value, words):
     from safetensors.torch import load_file, save_file
+
     from gghead_core import save_safetensors
 
     good = save_safetensors(_small_generator(), tmp_path / "good.safetensors")
@@ -374,3 +379,19 @@ def test_fifo_is_refused_without_opening(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(CheckpointError, match="FIFO"):
         load_generator(fifo)  # a blocking open() would hang here forever
+
+
+def test_limits_leave_a_tenfold_margin_for_the_official_fixture(monkeypatch, fixture_ckpt):
+    """The official-format fixture still loads with every file-wide limit cut to a tenth: the limits refuse
+    bombs, not real snapshots (measured needs: depth 18, tuple 106 items / 2 levels, 26k work units)."""
+    import gghead_core._pickle_reader as reader
+    import gghead_core.checkpoint as checkpoint
+
+    monkeypatch.setattr(reader, "MAX_DEPTH", reader.MAX_DEPTH // 10)
+    monkeypatch.setattr(reader, "MAX_TUPLE_EXPANSION", reader.MAX_TUPLE_EXPANSION // 10)
+    monkeypatch.setattr(reader, "MAX_TUPLE_DEPTH", reader.MAX_TUPLE_DEPTH // 10)
+    monkeypatch.setattr(reader, "MAX_SCAN_WORK", reader.MAX_SCAN_WORK // 1000)
+    monkeypatch.setattr(reader, "MAX_EXPANSION_BYTES", 0)
+    monkeypatch.setattr(checkpoint, "_PLAIN_MAX_NODES", checkpoint._PLAIN_MAX_NODES // 100)
+    G = load_generator(fixture_ckpt)
+    assert G.config.plane_resolution > 0
