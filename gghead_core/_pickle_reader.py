@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import math
+import mmap
 import pickle
 import pickletools
 import struct
@@ -66,6 +67,13 @@ MAX_TUPLE_DEPTH = 100
 """Deepest nesting of tuples in tuples (their hash recurses on the C stack)."""
 MAX_SCAN_WORK = 50_000_000
 """Most hashing / iteration steps the objects of one file may cost while it is unpickled (seconds at most)."""
+MAX_OPCODES = 1_000_000
+"""Most pickle opcodes in one file (the official-format fixture has 29 000; a snapshot of the released model
+has the same structure): bounds the time of the scan to a few seconds."""
+MAX_STORAGES = 20_000
+"""Most distinct tensor storages (a snapshot holds G, G_ema and D: a few thousand at most)."""
+MAX_TENSORS = 50_000
+"""Most tensor views (each is checked and copied)."""
 MAX_TENSOR_DIMS = 16
 _MAX_ELEMENTS = 1 << 34  # 16 G elements: far above any generator, far below an integer-overflow trick
 
@@ -229,8 +237,13 @@ class _NumpyDTypeRecord(_Inert):
         return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
 
 
+_ITEMSIZES: dict[torch.dtype, int] = {}
+
+
 def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    if dtype not in _ITEMSIZES:
+        _ITEMSIZES[dtype] = torch.empty((), dtype=dtype).element_size()
+    return _ITEMSIZES[dtype]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -304,56 +317,96 @@ class _Weight:
         self.n, self.depth = n, depth
 
 
-def scan_pickle(reader: Any) -> int:
+_LEAF = _Weight(1)  # shared by every object that is not a plain container (never mutated)
+
+(_K_LEAF, _K_PUT, _K_MEMOIZE, _K_GET, _K_MARK, _K_POP, _K_DUP, _K_TUPLE, _K_ADD, _K_CONTAINER, _K_BUILD,
+ _K_CALL, _K_OTHER) = range(13)
+
+
+def _scan_table() -> dict[str, tuple[int, bool, int, int]]:
+    """opcode name -> (kind, takes a MARK slice, items popped below the mark / from the top, items pushed)."""
+    kinds = {"PUT": _K_PUT, "BINPUT": _K_PUT, "LONG_BINPUT": _K_PUT, "MEMOIZE": _K_MEMOIZE, "GET": _K_GET,
+             "BINGET": _K_GET, "LONG_BINGET": _K_GET, "MARK": _K_MARK, "POP": _K_POP, "DUP": _K_DUP,
+             "TUPLE": _K_TUPLE, "TUPLE1": _K_TUPLE, "TUPLE2": _K_TUPLE, "TUPLE3": _K_TUPLE,
+             "EMPTY_TUPLE": _K_TUPLE, "APPEND": _K_ADD, "APPENDS": _K_ADD, "SETITEM": _K_ADD,
+             "SETITEMS": _K_ADD, "ADDITEMS": _K_ADD, "EMPTY_LIST": _K_CONTAINER, "EMPTY_DICT": _K_CONTAINER,
+             "EMPTY_SET": _K_CONTAINER, "LIST": _K_CONTAINER, "DICT": _K_CONTAINER, "FROZENSET": _K_CONTAINER,
+             "BUILD": _K_BUILD, "REDUCE": _K_CALL, "NEWOBJ": _K_CALL, "NEWOBJ_EX": _K_CALL, "INST": _K_CALL,
+             "OBJ": _K_CALL}
+    table = {}
+    for op in pickletools.opcodes:
+        before = op.stack_before
+        marked = pickletools.markobject in before
+        npop = before.index(pickletools.markobject) if marked else len(before)
+        kind = kinds.get(op.name)
+        if kind is None:
+            kind = _K_LEAF if npop == 0 and not marked and len(op.stack_after) == 1 else _K_OTHER
+        table[op.name] = (kind, marked, npop, len(op.stack_after))
+    return table
+
+
+_SCAN_TABLE = _scan_table()
+
+
+def scan_pickle(source: Any) -> int:
     """Walk the opcode stream without building objects; refuse what would be costly to build. Returns the
-    number of opcodes.
+    number of opcodes. ``source`` must not allocate more than it has on ``read(n)`` (an mmap, a BytesIO or a
+    :class:`_BoundedReader`).
 
     Refused: memo indices out of order, tuples that expand (through shared references) to more than
-    :data:`MAX_TUPLE_EXPANSION` items, and more than :data:`MAX_SCAN_WORK` items of hashing/iteration work in
-    total (every REDUCE / NEWOBJ / BUILD argument and every dict key or set item is charged its weight).
+    :data:`MAX_TUPLE_EXPANSION` items or nest deeper than :data:`MAX_TUPLE_DEPTH`, and more than
+    :data:`MAX_SCAN_WORK` items of hashing/iteration work in total (every REDUCE / NEWOBJ / BUILD argument and
+    every dict key or set item is charged its weight).
     """
     stack: list[Any] = []
+    marks: list[int] = []  # stack index of every open MARK
     memo: dict[int, Any] = {}
     count = 0
     work = 0
-    containers = {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "LIST", "DICT", "FROZENSET"}
+    table = _SCAN_TABLE
     try:
-        for opcode, arg, _pos in pickletools.genops(reader):
+        for opcode, arg, _pos in pickletools.genops(source):
             count += 1
-            name = opcode.name
-            before = opcode.stack_before
-            sliced: list[Any] = []
-            if pickletools.markobject in before or (name == "POP" and stack and stack[-1] is _MARK):
-                if _MARK not in stack:
-                    raise pickle.UnpicklingError(f"{name} without a MARK")
-                mark = len(stack) - 1 - stack[::-1].index(_MARK)
-                sliced = stack[mark + 1:]
-                del stack[mark:]
-                numtopop = before.index(pickletools.markobject) if pickletools.markobject in before else 0
-            else:
-                numtopop = len(before)
-            if numtopop > len(stack) or any(v is _MARK for v in stack[len(stack) - numtopop:]):
-                raise pickle.UnpicklingError(f"{name} on a stack that is too short")
-            popped = stack[len(stack) - numtopop:] if numtopop else []
-            del stack[len(stack) - numtopop:]
-            items = sliced + popped
-            if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                index = len(memo) if name == "MEMOIZE" else arg
+            if count > MAX_OPCODES:
+                raise PickleLimitError(f"the checkpoint has more than {MAX_OPCODES} pickle opcodes")
+            kind, marked, npop, nafter = table[opcode.name]
+            if kind == _K_LEAF:  # ints, strings, bytes, None, GLOBAL ...: the common case, kept short
+                stack.append(_LEAF)
+                continue
+            if kind == _K_PUT or kind == _K_MEMOIZE:
+                index = len(memo) if kind == _K_MEMOIZE else arg
                 if not isinstance(index, int) or index < 0 or index > len(memo):
                     raise pickle.UnpicklingError(f"memo index {index!r} out of order")
-                stack.extend(popped)  # MEMOIZE lists the top item as popped and pushed again; PUT does not
-                if not stack or stack[-1] is _MARK:
-                    raise pickle.UnpicklingError(f"{name} on an empty stack")
+                if not stack or (marks and marks[-1] == len(stack) - 1):
+                    raise pickle.UnpicklingError(f"{opcode.name} on an empty stack")
                 memo[index] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                continue
+            if kind == _K_GET:
                 if arg not in memo:
                     raise pickle.UnpicklingError(f"memo index {arg!r} read before it was written")
                 stack.append(memo[arg])
-            elif name == "MARK":
+                continue
+            if kind == _K_MARK:
+                marks.append(len(stack))
                 stack.append(_MARK)
-            elif name == "DUP":
+                continue
+            sliced: list[Any] = []
+            if marked or (kind == _K_POP and marks and marks[-1] == len(stack) - 1):
+                if not marks:
+                    raise pickle.UnpicklingError(f"{opcode.name} without a MARK")
+                mark = marks.pop()
+                sliced = stack[mark + 1:]
+                del stack[mark:]
+                if kind == _K_POP:
+                    continue
+            if len(stack) - npop < (marks[-1] + 1 if marks else 0):
+                raise pickle.UnpicklingError(f"{opcode.name} on a stack that is too short")
+            popped = stack[len(stack) - npop:]
+            del stack[len(stack) - npop:]
+            if kind == _K_DUP:
                 stack += [popped[0], popped[0]]
-            elif name in ("TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE"):
+            elif kind == _K_TUPLE:
+                items = sliced + popped
                 size = min(_SATURATE, 1 + sum(w.n for w in items))
                 depth = 1 + max((w.depth for w in items), default=0)
                 if size > MAX_TUPLE_EXPANSION:
@@ -362,27 +415,28 @@ def scan_pickle(reader: Any) -> int:
                 if depth > MAX_TUPLE_DEPTH:
                     raise PickleLimitError(f"tuples nested more than {MAX_TUPLE_DEPTH} levels deep")
                 stack.append(_Weight(size, depth))
-            elif name in ("APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS"):
-                target, added = (popped[0], popped[1:] + sliced)
-                if name in ("SETITEM", "SETITEMS"):
+            elif kind == _K_ADD:
+                target, added = popped[0], popped[1:] + sliced
+                if opcode.name in ("SETITEM", "SETITEMS"):
                     work += sum(w.n for w in added[0::2])  # keys are hashed (and compared on collisions)
-                elif name == "ADDITEMS":
+                elif opcode.name == "ADDITEMS":
                     work += sum(w.n for w in added)
+                if target is _LEAF:
+                    target = _Weight(1)  # not a container: the unpickler will refuse; keep the shadow sane
                 target.n = min(_SATURATE, target.n + sum(w.n for w in added))
                 stack.append(target)
-            elif name in containers:
-                n = 1 + sum(w.n for w in items)
-                if name in ("DICT", "FROZENSET"):
+            elif kind == _K_CONTAINER:
+                n = 1 + sum(w.n for w in sliced)
+                if opcode.name in ("DICT", "FROZENSET"):
                     work += n
                 stack.append(_Weight(min(_SATURATE, n)))
-            elif name == "BUILD":
+            elif kind == _K_BUILD:
                 work += popped[1].n
                 stack.append(popped[0])
             else:
-                # REDUCE, NEWOBJ, INST, OBJ ...: the callee may iterate or hash its arguments once
-                if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "INST", "OBJ"):
-                    work += sum(w.n for w in items)
-                stack.extend(_Weight() for _ in opcode.stack_after)
+                if kind == _K_CALL:  # the callee may iterate or hash its arguments once
+                    work += sum(w.n for w in sliced) + sum(w.n for w in popped)
+                stack.extend([_LEAF] * nafter)
             if work > MAX_SCAN_WORK:
                 raise PickleLimitError("the checkpoint's shared references expand to more than "
                                        f"{MAX_SCAN_WORK} items (a reference bomb?)")
@@ -451,9 +505,10 @@ def parse_legacy_storage(payload: Any) -> StorageRecord:
     if not isinstance(payload, (bytes, bytearray)):
         raise pickle.UnpicklingError("storage payload is not a byte string")
     f = io.BytesIO(payload)
+    header_unpickler = _StorageHeaderUnpickler(f)  # one instance reads the five header pickles in turn
 
     def next_pickle() -> Any:
-        return _StorageHeaderUnpickler(f).load()
+        return header_unpickler.load()
 
     if next_pickle() != _LEGACY_MAGIC:
         raise pickle.UnpicklingError("storage payload has a bad magic number")
@@ -632,6 +687,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._stub_classes: dict[tuple[str, str], type] = {}
         self.storage_devices: set[str] = set()
+        self._storages: dict[int, tuple[Any, StorageRecord]] = {}
+        self._tensor_count = 0
         self._globals = {
             "OrderedDict": _InertCallable(_make_ordered_dict, "collections.OrderedDict"),
             "set": _InertCallable(_make_set, "builtins.set"),
@@ -648,11 +705,22 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     # -- tensors (as records) ------------------------------------------------------------------------------------
     def _load_storage(self, payload: Any) -> StorageRecord:
+        # The same payload object (a memo reference) is one storage, parsed once: a file cannot make us parse
+        # a payload a million times with two bytes per repetition.
+        cached = self._storages.get(id(payload))
+        if cached is not None and cached[0] is payload:
+            return cached[1]
+        if len(self._storages) >= MAX_STORAGES:
+            raise PickleLimitError(f"the checkpoint holds more than {MAX_STORAGES} storages")
         record = parse_legacy_storage(payload)
+        self._storages[id(payload)] = (payload, record)
         self.storage_devices.add(record.location)
         return record
 
     def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> TensorRecord:
+        self._tensor_count += 1
+        if self._tensor_count > MAX_TENSORS:
+            raise PickleLimitError(f"the checkpoint holds more than {MAX_TENSORS} tensors")
         offset, size, stride = check_view(storage, offset, size, stride)
         return TensorRecord(storage=storage, offset=offset, size=size, stride=stride)
 
@@ -812,7 +880,22 @@ def restricted_load(file: Any) -> Any:
     :class:`PickleLimitError` for a file that would cost too much) with a one-line message.
     """
     reader = _BoundedReader(file)
-    scan_pickle(reader)
+    start = file.tell()
+    try:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError):  # BytesIO and friends (no descriptor), or an empty file
+        mapped = None
+    try:
+        if mapped is not None:
+            mapped.seek(start)
+            scan_pickle(mapped)  # mmap.read(n) returns what is there: no allocation of a claimed length
+        elif isinstance(file, io.BytesIO):
+            scan_pickle(file)
+        else:
+            scan_pickle(reader)
+    finally:
+        if mapped is not None:
+            mapped.close()
     reader.rewind()
     unpickler = RestrictedUnpickler(reader)
     records = unpickler.load()

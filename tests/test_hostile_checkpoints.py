@@ -180,6 +180,30 @@ def _write_z_dim_huge(path: Path) -> None:
     write_official_pickle(_small_generator(), path, z_dim=1 << 30)
 
 
+def _write_storage_repeat(path: Path) -> None:
+    # One storage payload (a memoised bytes object) handed to _load_from_bytes 150 000 times: 1.5 MB of
+    # opcodes that would cost 150 000 payload parses (3.5 s at load 10) if each call parsed again.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        payload = torch.zeros(4).storage().__reduce__()[1][0]
+    calls = [_Reduce(torch.storage._load_from_bytes, payload) for _ in range(150_000)]
+    path.write_bytes(pickle.dumps({"G_ema": calls}, protocol=4))
+
+
+def _write_many_views(path: Path) -> None:
+    # 60 000 one-element views of one stored float (10 bytes of opcodes each).
+    one = _tensor_reduce(torch.zeros(1), 0, (1,), (1,))
+    views = [_Reduce(torch._utils._rebuild_tensor_v2, *one.args) for _ in range(60_000)]
+    path.write_bytes(pickle.dumps({"G_ema": views}, protocol=4))
+
+
+def _write_many_opcodes(path: Path) -> None:
+    # 1.2 M opcodes (NONE, POP) in 2.4 MB: bounded so that even the scan cannot take long.
+    path.write_bytes(_proto2(b"N0" * 600_000 + b"N"))
+
+
 def _write_fifo(path: Path) -> None:
     os.mkfifo(path)
 
@@ -189,7 +213,7 @@ HOSTILE = {
     "stride0": (_write_stride0, ["refused", "materialise"]),
     "overlap": (_write_overlap, ["refused", "materialise"]),
     "memo_bomb": (_write_memo_bomb, ["memo index"]),
-    "bytes_claim": (_write_bytes_claim, ["claims"]),
+    "bytes_claim": (_write_bytes_claim, ["1099511627776", "17 remain"]),
     "deep_lists": (_write_deep_lists, ["refused", "levels deep"]),
     "deep_tuples": (_write_deep_tuples, ["refused", "nested more than"]),
     "tuple_dag": (_write_tuple_dag, ["refused", "tuple expands"]),
@@ -201,6 +225,9 @@ HOSTILE = {
     "z_dim_mismatch": (_write_z_dim_mismatch, ["has shape"]),
     "plane_resolution": (_write_plane_resolution, ["plane_resolution", "1048576"]),
     "z_dim_huge": (_write_z_dim_huge, ["z_dim"]),
+    "storage_repeat": (_write_storage_repeat, ["no GGHead generator"]),
+    "many_views": (_write_many_views, ["refused", "more than 50000 tensors"]),
+    "many_opcodes": (_write_many_opcodes, ["refused", "more than 1000000 pickle opcodes"]),
     "fifo": (_write_fifo, ["FIFO"]),
 }
 
@@ -240,7 +267,7 @@ def hostile_results(tmp_path_factory):
         path = folder / f"{name}.pkl"
         writer(path)
         if path.is_file():
-            assert path.stat().st_size < 2_000_000, f"{name}: a hostile file should be small"
+            assert path.stat().st_size < 4_000_000, f"{name}: a hostile file should be small"
         paths[name] = path
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(BUDGET_BYTES), *map(str, paths.values())],
