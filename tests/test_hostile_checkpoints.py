@@ -410,7 +410,8 @@ def test_fifo_is_refused_without_opening(tmp_path):
 
 def test_limits_leave_a_tenfold_margin_for_the_official_fixture(monkeypatch, fixture_ckpt):
     """The official-format fixture still loads with every file-wide limit cut to a tenth: the limits refuse
-    bombs, not real snapshots (measured needs: depth 18, tuple 106 items / 2 levels, 26k work units)."""
+    bombs, not real snapshots (measured needs: depth 18, tuple 106 items / 2 levels, 26k work units, 29k
+    opcodes)."""
     import gghead_core._pickle_reader as reader
     import gghead_core.checkpoint as checkpoint
 
@@ -419,6 +420,9 @@ def test_limits_leave_a_tenfold_margin_for_the_official_fixture(monkeypatch, fix
     monkeypatch.setattr(reader, "MAX_TUPLE_DEPTH", reader.MAX_TUPLE_DEPTH // 10)
     monkeypatch.setattr(reader, "MAX_SCAN_WORK", reader.MAX_SCAN_WORK // 1000)
     monkeypatch.setattr(reader, "MAX_EXPANSION_BYTES", 0)
+    monkeypatch.setattr(reader, "MAX_OPCODES", reader.MAX_OPCODES // 10)
+    monkeypatch.setattr(reader, "MAX_STORAGES", reader.MAX_STORAGES // 10)
+    monkeypatch.setattr(reader, "MAX_TENSORS", reader.MAX_TENSORS // 10)
     monkeypatch.setattr(checkpoint, "_PLAIN_MAX_NODES", checkpoint._PLAIN_MAX_NODES // 100)
     G = load_generator(fixture_ckpt)
     assert G.config.plane_resolution > 0
