@@ -164,7 +164,8 @@ class GeneratorConfig:
                 if type(value) is bool or not isinstance(value, (int, float)):
                     raise ConfigError(f"invalid generator config: {shown} must be a number, got {_describe(value)}")
                 if not math.isfinite(float(value)) or abs(float(value)) > 1e30:
-                    raise ConfigError(f"invalid generator config: {shown} = {value} is not a finite number")
+                    raise ConfigError(f"invalid generator config: {shown} = {value} is not a finite number "
+                                      "within +-1e30")
                 setattr(self, f.name, float(value))
             elif kind == "bool":
                 if value not in (True, False) or not isinstance(value, (bool, int)):

@@ -3,11 +3,17 @@
 Rules every writer here follows (they protect user files):
 
 * Nothing is written at the final path until the whole output is complete: data goes to a hidden temp file in
-  the same folder (``.NAME.<token>.partial.EXT``) that is renamed into place at the end (``os.replace``, or a
-  hard link when overwriting is not allowed so that a file appearing meanwhile is never clobbered).
-* An existing file is never replaced unless ``overwrite=True``.
-* On any error, cancel or Ctrl-C the temp files are deleted and folders this module created are removed again.
-* Problems with the output location raise :class:`OutputError` (a ValueError) with a one-line message.
+  the same folder (``.<first 32 chars of the stem>.<token>.partial.EXT``, short whatever the output's name)
+  that is moved into place at the end (a hard link, so that a file appearing meanwhile is never clobbered, or
+  a rename). A new frame folder is filled as a hidden sibling and renamed into place in one step.
+* An existing file is never replaced unless ``overwrite=True``; when it is, the old files are kept aside until
+  every new file is in place, and put back if anything fails: a commit is all-or-nothing.
+* On any error, cancel, Ctrl-C, or SIGTERM/SIGHUP inside :func:`signals_as_interrupt`, the temp files are
+  deleted and folders this module created are removed again. Signals that arrive while files are being moved
+  into place or deleted are held until that step is done.
+* Problems with the output location raise :class:`OutputError` (a ValueError) with a one-line message; a
+  write that fails part-way (disk full, I/O error, ffmpeg failing) raises :class:`OutputWriteError` with one
+  line such as ``disk full while writing out.mp4``.
 
 Sidecars: every output ``X`` gets a recipe ``X.json`` next to it (for a folder of frames: ``X/recipe.json``).
 """
@@ -122,6 +128,8 @@ def check_parent_writable(parent: Path) -> None:
         with tempfile.TemporaryFile(dir=ancestor, prefix=".gghead-probe-"):
             pass
     except OSError as exc:
+        if exc.errno in _DISK_FULL_ERRNOS:  # not a bad path: the disk is full (exit 1, not 2)
+            raise OutputWriteError(f"disk full: cannot write into {os.fspath(parent)}") from None
         raise OutputError(
             f"cannot write into {os.fspath(parent)!r}: {exc.strerror or exc} ({os.fspath(ancestor)!r})"
         ) from None
