@@ -355,3 +355,30 @@ def test_huge_recipe_is_refused(tmp_path, monkeypatch):
     path.write_text(" " * 2000 + "{}")
     with pytest.raises(ex.RecipeError, match="more than"):
         ex.read_recipe(path)
+
+
+def test_full_disk_at_the_writability_probe_is_a_write_error_not_a_path_error(tmp_path, monkeypatch):
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ex.tempfile, "TemporaryFile", no_space)
+    with pytest.raises(ex.OutputWriteError, match="disk full"):
+        ex.check_output_file(tmp_path / "a.png", overwrite=False)
+
+
+def test_signals_as_interrupt_is_a_no_op_outside_the_main_thread():
+    import threading
+
+    errors = []
+
+    def worker():
+        try:
+            with ex.signals_as_interrupt(), ex.OutputTransaction() as tx:
+                tx.done  # noqa: B018 - the block runs; no handler could be installed here
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert errors == []
