@@ -73,6 +73,8 @@ def field_label(name: str) -> str:
 
 
 def _describe(value: object) -> str:
+    if isinstance(value, int) and not -(10**18) < value < 10**18:
+        return f"an integer of {value.bit_length()} bits"  # (repr of a huge int is slow or refused)
     text = repr(value) if isinstance(value, (str, int, float)) else ""
     return f"{type(value).__name__} {text[:40]}".strip()
 
@@ -159,7 +161,7 @@ class GeneratorConfig:
                 if type(value) is bool or not isinstance(value, int):
                     raise ConfigError(f"invalid generator config: {shown} must be an integer, got {_describe(value)}")
                 if not -(1 << 31) < value < (1 << 31):
-                    raise ConfigError(f"invalid generator config: {shown} = {value} is out of range")
+                    raise ConfigError(f"invalid generator config: {shown} = {_describe(value)} is out of range")
             elif kind == "float":
                 if type(value) is bool or not isinstance(value, (int, float)):
                     raise ConfigError(f"invalid generator config: {shown} must be a number, got {_describe(value)}")

@@ -358,6 +358,7 @@ def test_views_outside_their_storage_are_refused(offset, size, stride):
     ("position_range", float("nan"), ["position_range", "finite"]),
     ("use_align_corners", "yes", ["use_align_corners", "true or false"]),
     ("background_color", [255.0, "white", 0.0], ["background_color"]),
+    pytest.param("z_dim", 2**80000, ["z_dim", "80001 bits"], id="z_dim-huge-int"),  # str() of it raises
 ])
 def test_official_config_type_errors_name_file_and_field(tmp_path, field, value, words):
     path = tmp_path / f"bad_{field}.pkl"
