@@ -39,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CHECKPOINT = REPO_ROOT / "checkpoints" / "demo.safetensors"
 SAFETENSORS_FORMAT = "gghead-viewer-generator"
 SAFETENSORS_FORMAT_VERSION = "1"
+MAX_SAFETENSORS_KEYS = 20_000  # our files hold a few hundred tensors
 
 
 class CheckpointError(Exception):
@@ -270,7 +271,11 @@ def _read_safetensors(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tens
                 raise CheckpointError(f"{path.name}: not a GGHead viewer generator file (format metadata missing)")
             if metadata.get("format_version") != SAFETENSORS_FORMAT_VERSION:
                 raise CheckpointError(f"{path.name}: unsupported format version {metadata.get('format_version')!r}")
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            keys = list(f.keys())
+            if len(keys) > MAX_SAFETENSORS_KEYS:  # each is loaded and checked: bound the time
+                raise CheckpointError(f"{path.name}: {len(keys)} tensors, more than the {MAX_SAFETENSORS_KEYS} a "
+                                      "generator file can hold")
+            tensors = {key: f.get_tensor(key) for key in keys}
         config = GeneratorConfig.from_dict(json.loads(metadata["config"]))
     except CheckpointError:
         raise

@@ -427,3 +427,20 @@ def test_limits_leave_a_tenfold_margin_for_the_official_fixture(monkeypatch, fix
     monkeypatch.setattr(checkpoint, "_PLAIN_MAX_NODES", checkpoint._PLAIN_MAX_NODES // 100)
     G = load_generator(fixture_ckpt)
     assert G.config.plane_resolution > 0
+
+
+def test_safetensors_with_too_many_tensors_is_refused_before_loading_them(tmp_path):
+    from safetensors.torch import save_file
+
+    good = tmp_path / "good.safetensors"
+    from gghead_core import save_safetensors
+
+    save_safetensors(_small_generator(), good)
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as f:
+        metadata = dict(f.metadata())
+    bad = tmp_path / "many.safetensors"
+    save_file({f"t{i}": torch.zeros(1) for i in range(20_001)}, str(bad), metadata=metadata)
+    with pytest.raises(CheckpointError, match="20001 tensors"):
+        load_generator(bad)
