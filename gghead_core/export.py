@@ -351,6 +351,12 @@ class _Placement:
         self.backups.clear()
 
 
+class InterruptedAfterCommit(KeyboardInterrupt):
+    """A signal (Ctrl-C, or SIGTERM/SIGHUP inside :func:`signals_as_interrupt`) arrived while the outputs were
+    being moved into place; it was held until they were complete, so they are kept. Callers that say "nothing
+    was left behind" on KeyboardInterrupt should say "the output was complete and is kept" for this one."""
+
+
 class OutputTransaction:
     """All files of one job (e.g. ``video.mp4`` + ``video.mp4.json``): they appear together or not at all.
 
@@ -425,6 +431,14 @@ class OutputTransaction:
 
     # -- end -------------------------------------------------------------------------------------------------
     def commit(self) -> None:
+        try:
+            self._commit()
+        except KeyboardInterrupt as exc:
+            if self.committed and not isinstance(exc, InterruptedAfterCommit):
+                raise InterruptedAfterCommit(*exc.args) from None
+            raise
+
+    def _commit(self) -> None:
         with _signals_deferred():
             placement = _Placement(self.overwrite)
             try:

@@ -261,7 +261,7 @@ def test_signal_during_a_folder_commit_is_held_until_the_set_is_complete(tmp_pat
         return real_link(src, dst, *a, **k)
 
     monkeypatch.setattr(os, "link", link_then_signal)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(ex.InterruptedAfterCommit):
         with ex.signals_as_interrupt():
             with ex.OutputTransaction(overwrite=True) as tx:
                 _replace_frames(tx, out, 3)
