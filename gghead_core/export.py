@@ -433,8 +433,10 @@ class OutputTransaction:
     def commit(self) -> None:
         try:
             self._commit()
-        except KeyboardInterrupt as exc:
-            if self.committed and not isinstance(exc, InterruptedAfterCommit):
+        except BaseException as exc:
+            if not self.done:  # interrupted before the commit itself began: nothing was placed yet
+                self.abort()
+            if isinstance(exc, KeyboardInterrupt) and self.committed and not isinstance(exc, InterruptedAfterCommit):
                 raise InterruptedAfterCommit(*exc.args) from None
             raise
 
@@ -477,8 +479,13 @@ class OutputTransaction:
             self.done = self.committed = True
 
     def abort(self) -> None:
-        with _signals_deferred():
-            self._abort_now()
+        try:
+            with _signals_deferred():
+                self._abort_now()
+        except BaseException:
+            if not self.done:  # a signal landed while the handlers were being swapped: clean up anyway
+                self._abort_now()
+            raise
 
     def _abort_now(self) -> None:
         for temp, _ in self._files:
