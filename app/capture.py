@@ -146,7 +146,8 @@ class CaptureRunner:
             except jobs.Cancelled:
                 status.cancelled = True
             except Exception as exc:  # shown in the window; the engine already rolled back its files
-                status.error = one_line(exc, with_type=not isinstance(exc, ValueError))
+                # Our own errors are sentences; anything else is shown with its type.
+                status.error = one_line(exc, with_type=not isinstance(exc, (ValueError, OutputWriteError)))
             finally:
                 status.seconds = time.perf_counter() - t0
                 status.running = False

@@ -15,7 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .camera import DEFAULT_FOCAL, DEFAULT_FOV_DEG, DEFAULT_RADIUS, Camera, CameraSpec, frontal_camera
 from .checkpoint import CheckpointError, convert_checkpoint, load_generator, save_safetensors
 from .config import ConfigError, GeneratorConfig
-from .export import OutputError, RecipeError
+from .export import OutputError, OutputWriteError, RecipeError
 from .gaussians import Gaussians
 from .generator import Generator
 from .pipeline import Frame, LatentEdit, LatentSpec, RenderSettings, StyleMix, generate, make_ws, render_views
@@ -61,6 +61,7 @@ __all__ = [
     "Mode",
     "NoiseMode",
     "OutputError",
+    "OutputWriteError",
     "RecipeError",
     "RenderSettings",
     "ShRef",

@@ -12,19 +12,26 @@ Every failure surfaces as :class:`CheckpointError` with a one-line message that 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import struct
 import tempfile
-from collections import OrderedDict
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._pickle_reader import PersistentRecord, PickleSecurityError, StubObject, restricted_load
+from ._pickle_reader import (
+    PersistentRecord,
+    PickleLimitError,
+    PickleSecurityError,
+    StubObject,
+    restricted_load,
+)
+from ._files import NotRegularFileError, open_regular
 from ._resources import resource_dir
 from .config import ConfigError, GeneratorConfig
 from .generator import Generator
@@ -32,6 +39,7 @@ from .generator import Generator
 DEMO_CHECKPOINT = resource_dir("checkpoints") / "demo.safetensors"
 SAFETENSORS_FORMAT = "gghead-viewer-generator"
 SAFETENSORS_FORMAT_VERSION = "1"
+MAX_SAFETENSORS_KEYS = 20_000  # our files hold a few hundred tensors
 
 
 class CheckpointError(Exception):
@@ -80,10 +88,21 @@ def build_generator(config: GeneratorConfig, tensors: dict[str, torch.Tensor], s
         raise CheckpointError(f"{name}: _uv_grid has shape {tuple(uv_grid.shape)}, expected [1, G, 1, 2]")
     if points.shape != (1, uv_grid.shape[1], 3):
         raise CheckpointError(f"{name}: _flame_vertices has shape {tuple(points.shape)}, expected [1, {uv_grid.shape[1]}, 3]")
+    if position_map.dim() != 3 or position_map.shape[0] != 3:
+        raise CheckpointError(f"{name}: _uv_position_map has shape {tuple(position_map.shape)}, expected [3, R, R]")
+    # Before allocating anything, compare the size of the network the config describes with the values the file
+    # holds: a hostile config (channel_base, plane_resolution, z_dim ...) in a small file is refused here. (The
+    # meta device would give exact shapes, but its first use imports ~800 modules: 2 s on every load.)
+    held = sum(t.numel() for t in tensors.values() if isinstance(t, torch.Tensor))
+    needed = estimated_generator_elements(config)
+    if needed > 2 * held + _ESTIMATE_SLACK:
+        raise CheckpointError(
+            f"{name}: the config describes a generator of about {needed / 1e6:.1f} M values but the file holds "
+            f"{held / 1e6:.1f} M; config and tensors do not match")
     try:
         generator = Generator(config, uv_grid=uv_grid, uv_position_map=position_map, template_points=points)
     except (ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{name}: {exc}") from None
+        raise CheckpointError(f"{name}: {_one_line(exc)}") from None
     expected = generator.state_dict()
     missing = [k for k in expected if k not in tensors]
     if missing:
@@ -97,12 +116,37 @@ def build_generator(config: GeneratorConfig, tensors: dict[str, torch.Tensor], s
             raise CheckpointError(f"{name}: tensor {key} has shape {got}, expected {tuple(ref.shape)}")
         if not value.is_floating_point():
             raise CheckpointError(f"{name}: tensor {key} has dtype {value.dtype}, expected floating point")
+        state[key] = value
+    for key, value in state.items():
         state[key] = value.to(torch.float32)
-    nonfinite = [k for k, v in state.items() if not torch.isfinite(v).all()]
-    if nonfinite:
-        raise CheckpointError(f"{name}: tensor {nonfinite[0]} contains NaN or infinite values")
+        if not torch.isfinite(state[key]).all():
+            raise CheckpointError(f"{name}: tensor {key} contains NaN or infinite values")
     generator.load_state_dict(state, strict=True)
     return generator
+
+
+_ESTIMATE_SLACK = 16 << 20  # values; 64 MiB of float32 whatever the file holds
+
+
+def estimated_generator_elements(config: GeneratorConfig) -> int:
+    """An upper estimate of the parameters + buffers of ``Generator(config)``, from the config alone (no torch).
+
+    Per synthesis block at resolution r with c channels (c_in from the block before): two 3x3 convs, their
+    affines from w, the toRGB layer, two noise maps, the constant input and the FIR filters; the mapping MLP
+    with its widest layer everywhere. Within 2x of the truth for every configuration in the tests.
+    """
+    c = config
+    width = max(c.z_dim, c.w_dim, c.c_dim, c.mapping_layer_features or 0, c.mapping_embed_features or 0)
+    total = (c.mapping_num_layers + 2) * (width + 1) * width
+    taps = len(c.resample_filter) ** 2
+    c_in = 0
+    for res in c.block_resolutions:
+        ch = c.channels_at(res)
+        c_in = c_in or ch
+        total += 9 * (c_in + ch) * ch + (c.w_dim + 1) * (c_in + 2 * ch) + ch * (c.n_uv_channels + 3)
+        total += 2 * res * res + 16 * ch + 2 * taps + c.n_uv_channels
+        c_in = ch
+    return total
 
 
 def save_safetensors(generator: Generator, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -121,10 +165,19 @@ def save_safetensors(generator: Generator, path: str | os.PathLike, overwrite: b
         "format_version": SAFETENSORS_FORMAT_VERSION,
         "config": json.dumps(generator.config.to_dict()),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A short hidden temp name (not derived from the output's name): a legal 255-byte output name must work.
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".partial.safetensors", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except Exception as exc:  # safetensors reports I/O failures as its own error type
+            from .export import OutputWriteError
+
+            text = str(exc)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in text:
+                raise OutputWriteError(f"disk full while writing {path}") from None
+            raise OutputWriteError(f"cannot write {path}: {_one_line(exc)}") from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a converted model is an ordinary file
@@ -147,13 +200,22 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite
 # file type detection
 
 
-def _sniff(path: Path) -> str:
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+def _open_checkpoint(path: Path) -> Any:
+    """Open ``path`` for reading only if it is a regular file; never block (see :mod:`gghead_core._files`)."""
     try:
-        with open(path, "rb") as f:
+        return open_regular(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except NotRegularFileError as exc:
+        what = "a directory" if "folder" in str(exc) else str(exc).removeprefix("it is ")
+        raise CheckpointError(f"{path} is {what}, not a checkpoint file; a checkpoint must be a regular file") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _sniff(path: Path) -> str:
+    try:
+        with _open_checkpoint(path) as f:
             head = f.read(16)
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -182,11 +244,17 @@ def _read_safetensors(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tens
                 raise CheckpointError(f"{path.name}: not a GGHead viewer generator file (format metadata missing)")
             if metadata.get("format_version") != SAFETENSORS_FORMAT_VERSION:
                 raise CheckpointError(f"{path.name}: unsupported format version {metadata.get('format_version')!r}")
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            keys = list(f.keys())
+            if len(keys) > MAX_SAFETENSORS_KEYS:  # each is loaded and checked: bound the time
+                raise CheckpointError(f"{path.name}: {len(keys)} tensors, more than the {MAX_SAFETENSORS_KEYS} a "
+                                      "generator file can hold")
+            tensors = {key: f.get_tensor(key) for key in keys}
         config = GeneratorConfig.from_dict(json.loads(metadata["config"]))
     except CheckpointError:
         raise
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+    except ConfigError as exc:
+        raise CheckpointError(f"{path.name}: {_one_line(exc)}") from None
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RecursionError, MemoryError) as exc:
         raise CheckpointError(f"{path.name}: corrupt .safetensors file ({_one_line(exc)})") from None
     return config, tensors
 
@@ -197,12 +265,19 @@ def _read_safetensors(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tens
 
 def _read_official(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
     try:
-        with open(path, "rb") as f:
+        with _open_checkpoint(path) as f:
             snapshot = restricted_load(f)
+    except CheckpointError:
+        raise
     except PickleSecurityError as exc:
         raise CheckpointError(f"refused to load {path.name}: {_one_line(exc)}; nothing in it was executed") from None
+    except PickleLimitError as exc:
+        raise CheckpointError(f"refused to load {path.name}: {_one_line(exc)}") from None
+    except MemoryError:
+        raise CheckpointError(f"{path.name} is not a readable GGHead checkpoint (it would need more memory than "
+                              "is available)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, MemoryError, RecursionError, UnicodeDecodeError, RuntimeError) as exc:
+            struct.error, RecursionError, UnicodeDecodeError, RuntimeError, OverflowError, OSError) as exc:
         raise CheckpointError(f"{path.name} is not a readable GGHead checkpoint (truncated or corrupt: "
                               f"{type(exc).__name__}: {_one_line(exc)})") from None
     generator_obj = _pick_generator(snapshot, path.name)
@@ -224,7 +299,7 @@ def _pick_generator(snapshot: Any, name: str) -> StubObject:
             obj = snapshot.get(key)
             if _is_generator(obj):
                 return obj
-        keys = ", ".join(map(str, list(snapshot)[:8]))
+        keys = ", ".join(k if isinstance(k, str) else f"<{type(k).__name__}>" for k in list(snapshot)[:8])[:200]
         raise CheckpointError(f"{name}: no GGHead generator found (expected 'G_ema' or 'G'; keys: {keys})")
     if _is_generator(snapshot):
         return snapshot
@@ -268,19 +343,38 @@ def _flatten_module(root: Any) -> dict[str, torch.Tensor]:
     return out
 
 
-def _plain(obj: Any, depth: int = 0) -> Any:
-    """Config records -> plain Python values (dicts, lists, str, numbers, None)."""
-    if depth > 20:
-        raise CheckpointError("config nesting too deep")
-    if isinstance(obj, StubObject):
-        return {k: _plain(v, depth + 1) for k, v in obj.stub_state.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v, depth + 1) for v in obj]
-    if isinstance(obj, (dict, OrderedDict)):
-        return {str(k): _plain(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return repr(obj)  # tensors, references and records carry no config value
+_PLAIN_MAX_DEPTH = 20
+_PLAIN_MAX_NODES = 100_000  # a real GGHeadConfig has a few hundred values
+
+
+def _plain(obj: Any, name: str = "?") -> Any:
+    """Config records -> plain Python values (dicts, lists, str, numbers, None).
+
+    Shared references are expanded (the config is a tree in every real file), so the walk counts the values it
+    produces and refuses a DAG that would expand to more than ``_PLAIN_MAX_NODES`` (4^16 leaves from 64 nodes).
+    """
+    budget = [_PLAIN_MAX_NODES]
+
+    def walk(value: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise CheckpointError(f"{name}: the generator config expands to more than {_PLAIN_MAX_NODES} values "
+                                  "(shared references?)")
+        if depth > _PLAIN_MAX_DEPTH:
+            raise CheckpointError(f"{name}: the generator config is nested more than {_PLAIN_MAX_DEPTH} levels deep")
+        if isinstance(value, StubObject):
+            state = value.stub_state
+            return {str(k): walk(v, depth + 1) for k, v in state.items()} if isinstance(state, dict) else None
+        if isinstance(value, (list, tuple)):
+            return [walk(v, depth + 1) for v in value]
+        if isinstance(value, dict):
+            return {k if isinstance(k, str) else f"<{type(k).__name__}>": walk(v, depth + 1)
+                    for k, v in value.items()}
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            return value
+        return f"<{type(value).__name__}>"  # tensors, references and records carry no config value
+
+    return walk(obj, 0)
 
 
 # Fields of GGHeadConfig whose values we honour, with the GeneratorConfig field they feed.
@@ -317,7 +411,7 @@ _OLD_DEFAULTS = {"position_attenuation": 1e-2, "rotation_attenuation": 1e-2}
 
 def official_config(config_obj: Any, name: str = "?") -> GeneratorConfig:
     """Official ``GGHeadConfig`` record -> :class:`GeneratorConfig` (refusing unsupported flags by name)."""
-    raw = _plain(config_obj)
+    raw = _plain(config_obj, name)
     if not isinstance(raw, dict):
         raise CheckpointError(f"{name}: the generator has no readable _config")
     for flag in _REFUSED_IF_TRUE:
@@ -353,11 +447,6 @@ def official_config(config_obj: Any, name: str = "?") -> GeneratorConfig:
         "super_resolution_config", "use_gsm_flame_template", "use_flame_template_v2", "use_sphere_template",
         "use_plane_template"}
     kwargs["ignored_fields"] = tuple(sorted(k for k in raw if k not in handled))
-    if kwargs.get("n_uniform_flame_vertices") is not None:
-        kwargs["n_uniform_flame_vertices"] = int(kwargs["n_uniform_flame_vertices"])
-    for key in ("uv_attributes", "resample_filter", "background_color"):
-        if key in kwargs and kwargs[key] is not None:
-            kwargs[key] = tuple(kwargs[key])
     known = {f.name for f in fields(GeneratorConfig)}
     kwargs = {k: v for k, v in kwargs.items() if k in known}
     try:

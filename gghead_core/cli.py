@@ -254,6 +254,7 @@ def cmd_replay(args: argparse.Namespace, argv: list[str]) -> int:
     file is parsed: a wrong or tampered checkpoint is refused without reading it as a pickle)."""
     from gghead_core import export as ex
     from gghead_core import jobs
+    from gghead_core._files import file_sha256
     from gghead_core.checkpoint import DEMO_CHECKPOINT
 
     recipe = ex.read_recipe(args.recipe)
@@ -268,7 +269,7 @@ def cmd_replay(args: argparse.Namespace, argv: list[str]) -> int:
     if want and not args.allow_other_checkpoint:
         path = Path(ckpt) if ckpt is not None else DEMO_CHECKPOINT
         try:
-            have = ex.file_sha256(path)
+            have = file_sha256(path)
         except OSError as exc:
             raise ReplayMismatch(f"cannot read checkpoint {str(path)!r}: {exc.strerror or exc}") from None
         if have != want:
@@ -374,12 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return launch_gui(args)
     from gghead_core.checkpoint import CheckpointError
     from gghead_core.config import ConfigError
-    from gghead_core.export import OutputError, RecipeError
+    from gghead_core.export import (
+        InterruptedAfterCommit,
+        OutputError,
+        OutputWriteError,
+        RecipeError,
+        signals_as_interrupt,
+    )
     from gghead_core.jobs import Cancelled
     from gghead_core.vocabulary import SpecError
 
     try:
-        return COMMANDS[args.command](args, [PROG, *argv])
+        # SIGTERM and SIGHUP take Ctrl-C's path: the output transactions roll back, nothing half-written stays.
+        with signals_as_interrupt():
+            return COMMANDS[args.command](args, [PROG, *argv])
     except BrokenPipeError:  # e.g. `main.py info | head -3`: not an error worth a message
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -387,8 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_OK
-    except KeyboardInterrupt:
-        print("interrupted: stopped, no partial output was left behind", file=sys.stderr)
+    except InterruptedAfterCommit as exc:
+        print(f"interrupted ({one_line(exc)}) after the outputs were complete: they are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        why = f" ({one_line(exc)})" if str(exc) else ""
+        print(f"interrupted{why}: stopped, no partial output was left behind", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Cancelled:
         print("cancelled: no partial output was left behind", file=sys.stderr)
@@ -398,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except (CheckpointError, ConfigError, ReplayMismatch) as exc:
+    except (CheckpointError, ConfigError, ReplayMismatch, OutputWriteError) as exc:
         if debug:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)

@@ -3,34 +3,45 @@
 Rules every writer here follows (they protect user files):
 
 * Nothing is written at the final path until the whole output is complete: data goes to a hidden temp file in
-  the same folder (``.NAME.<token>.partial.EXT``) that is renamed into place at the end (``os.replace``, or a
-  hard link when overwriting is not allowed so that a file appearing meanwhile is never clobbered).
-* An existing file is never replaced unless ``overwrite=True``.
-* On any error, cancel or Ctrl-C the temp files are deleted and folders this module created are removed again.
-* Problems with the output location raise :class:`OutputError` (a ValueError) with a one-line message.
+  the same folder (``.<first 32 chars of the stem>.<token>.partial.EXT``, short whatever the output's name)
+  that is moved into place at the end (a hard link, so that a file appearing meanwhile is never clobbered, or
+  a rename). A new frame folder is filled as a hidden sibling and renamed into place in one step.
+* An existing file is never replaced unless ``overwrite=True``; when it is, the old files are kept aside until
+  every new file is in place, and put back if anything fails: a commit is all-or-nothing.
+* On any error, cancel, Ctrl-C, or SIGTERM/SIGHUP inside :func:`signals_as_interrupt`, the temp files are
+  deleted and folders this module created are removed again. Signals that arrive while files are being moved
+  into place or deleted are held until that step is done.
+* Problems with the output location raise :class:`OutputError` (a ValueError) with a one-line message; a
+  write that fails part-way (disk full, I/O error, ffmpeg failing) raises :class:`OutputWriteError` with one
+  line such as ``disk full while writing out.mp4``.
 
 Sidecars: every output ``X`` gets a recipe ``X.json`` next to it (for a folder of frames: ``X/recipe.json``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import hashlib
+import errno
 import json
 import math
 import os
 import platform
 import secrets
 import shutil
-import sys
+import signal
+import subprocess
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from gghead_core._files import read_regular
 from gghead_core.camera import Camera
 from gghead_core.gaussians import Gaussians
 
@@ -118,6 +129,8 @@ def check_parent_writable(parent: Path) -> None:
         with tempfile.TemporaryFile(dir=ancestor, prefix=".gghead-probe-"):
             pass
     except OSError as exc:
+        if exc.errno in _DISK_FULL_ERRNOS:  # not a bad path: the disk is full (exit 1, not 2)
+            raise OutputWriteError(f"disk full: cannot write into {os.fspath(parent)}") from None
         raise OutputError(
             f"cannot write into {os.fspath(parent)!r}: {exc.strerror or exc} ({os.fspath(ancestor)!r})"
         ) from None
@@ -154,34 +167,205 @@ def _remove_dirs(created: list[Path]) -> None:
             pass
 
 
+_TEMP_STEM_CHARS = 32
+_TEMP_SUFFIX_CHARS = 16
+_TEMP_TO_FINAL: dict[str, Path] = {}  # temp path -> the final path it becomes (for messages)
+
+
 def _temp_name(final: Path) -> Path:
-    # Keep the real extension last: imageio and ffmpeg choose the format from it.
-    return final.parent / f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}"
+    """A hidden name beside ``final`` that stays short whatever ``final`` is: at most 32 characters of its stem,
+    8 random hex digits, ``.partial`` and its extension (imageio picks the format from the extension), so a
+    legal 255-byte output name always leaves room for its temp name."""
+    suffix = final.suffix if len(final.suffix) <= _TEMP_SUFFIX_CHARS else ".tmp"
+    stem = final.name[: len(final.name) - len(final.suffix)] if final.suffix else final.name
+    return final.parent / f".{stem[:_TEMP_STEM_CHARS]}.{secrets.token_hex(4)}.partial{suffix}"
 
 
-def _commit_file(temp: Path, final: Path, overwrite: bool) -> None:
-    """Move a finished temp file to its final name, atomically; never clobber when overwrite is False."""
-    if overwrite:
-        os.replace(temp, final)
-        return
+def _final_name(path: str | os.PathLike) -> str:
+    """The user's name for a temp path (or its folder) in messages; the path itself when it is not ours."""
+    p = Path(path)
+    if os.fspath(p) in _TEMP_TO_FINAL:
+        return os.fspath(_TEMP_TO_FINAL[os.fspath(p)])
+    if os.fspath(p.parent) in _TEMP_TO_FINAL:
+        return os.fspath(_TEMP_TO_FINAL[os.fspath(p.parent)] / p.name)
+    return os.fspath(p)
+
+
+class OutputWriteError(RuntimeError):
+    """Writing an output failed part-way (disk full, I/O error, the video encoder failed). One-line message;
+    the transaction has removed every temp file when this reaches the caller. Not an :class:`OutputError`: the
+    command line was fine, the machine was not (exit 1, not 2)."""
+
+
+def write_error(exc: BaseException, path: str | os.PathLike) -> OutputWriteError:
+    """One sentence for a failed write of ``path`` (named as the user will see it)."""
+    name = _final_name(path)
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return OutputWriteError(f"disk full while writing {name}")
+    if isinstance(exc, OSError):
+        return OutputWriteError(f"cannot write {name}: {exc.strerror or exc}")
+    return OutputWriteError(f"cannot write {name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+@contextlib.contextmanager
+def _writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` into one :class:`OutputWriteError` line."""
     try:
-        os.link(temp, final)  # fails if final exists: no race with a file created meanwhile
-    except FileExistsError:
-        raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)") from None
-    except OSError:
-        # Filesystems without hard links: fall back to check-then-replace.
-        if final.exists():
-            raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)") from None
-        os.replace(temp, final)
+        yield
+    except OSError as exc:
+        raise write_error(exc, path) from None
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` (a temp path), raising :class:`OutputWriteError` on ENOSPC or any OSError."""
+    with _writing(path):
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+
+# ---- signals ---------------------------------------------------------------------------------------------------
+
+_INTERRUPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+_DEFERRED_SIGNALS = (signal.SIGINT, *_INTERRUPT_SIGNALS)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def signals_as_interrupt(signals: Sequence[int] = _INTERRUPT_SIGNALS) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` in the main thread, like Ctrl-C.
+
+    Why: their default action kills the process on the spot, so the ``except BaseException`` / ``__exit__``
+    rollbacks of :class:`OutputTransaction` never run and ``.partial`` files stay behind. Converted, they take
+    the same path as Ctrl-C: temp files removed, nothing half-written at the final names. The previous handlers
+    are restored on exit. Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    temp.unlink()
+    previous = {}
+    try:
+        for signum in signals:
+            previous[signum] = signal.signal(signum, _raise_interrupt)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP while files are renamed into place or temp files are removed, then act on
+    them: a commit or a rollback interrupted half-way would leave exactly the mix this module exists to avoid.
+    (Handlers, not a signal mask: a process-directed signal may be taken by any thread.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {}
+    try:
+        for signum in _DEFERRED_SIGNALS:
+            previous[signum] = signal.signal(signum, lambda s, f: pending.append(s))
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(pending):
+            handler = previous.get(signum)
+            if callable(handler):
+                handler(signum, None)  # e.g. raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)  # the default action (terminate), now that the files are consistent
+
+
+# ---- placing finished files: all or nothing ----------------------------------------------------------------------
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES,
+                  getattr(errno, "ENOTSUP", errno.EPERM), getattr(errno, "EOPNOTSUPP", errno.EPERM)}
+
+
+class _Placement:
+    """Moves finished temp files/folders to their final names; undoes every move if any one fails.
+
+    With ``overwrite`` an existing final file is first renamed aside (hidden backup) and deleted only once all
+    new files are in place, so an error in the middle restores the old set exactly.
+    """
+
+    def __init__(self, overwrite: bool) -> None:
+        self.overwrite = overwrite
+        self.placed: list[tuple[Path, Path]] = []  # (temp, final): undo = rename final back to temp
+        self.backups: list[tuple[Path, Path]] = []  # (backup, original)
+
+    def set_aside(self, final: Path) -> None:
+        backup = final.parent / f".{secrets.token_hex(4)}.old"
+        os.rename(final, backup)
+        self.backups.append((backup, final))
+
+    def place(self, temp: Path, final: Path) -> None:
+        if os.path.lexists(final):
+            if not self.overwrite:
+                raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)")
+            if final.is_dir() and not final.is_symlink():
+                raise OutputError(f"output {os.fspath(final)!r} is a folder; it is not replaced by a file")
+            self.set_aside(final)
+        try:
+            os.link(temp, final)  # fails if final exists: no race with a file created meanwhile
+        except FileExistsError:
+            raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)") from None
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # Folders, and filesystems without hard links: check-then-rename.
+            if os.path.lexists(final):
+                raise OutputError(f"output {os.fspath(final)!r} already exists (use --overwrite to replace it)") from None
+            os.rename(temp, final)
+        else:
+            os.unlink(temp)
+        self.placed.append((temp, final))
+
+    def rollback(self) -> None:
+        for temp, final in reversed(self.placed):
+            try:
+                os.rename(final, temp)
+            except OSError:
+                pass
+        for backup, original in reversed(self.backups):
+            try:
+                os.rename(backup, original)
+            except OSError:
+                pass
+        self.placed.clear()
+        self.backups.clear()
+
+    def finish(self) -> None:
+        for backup, _ in self.backups:
+            try:
+                backup.unlink()
+            except OSError:
+                pass
+        self.backups.clear()
+
+
+class InterruptedAfterCommit(KeyboardInterrupt):
+    """A signal (Ctrl-C, or SIGTERM/SIGHUP inside :func:`signals_as_interrupt`) arrived while the outputs were
+    being moved into place; it was held until they were complete, so they are kept. Callers that say "nothing
+    was left behind" on KeyboardInterrupt should say "the output was complete and is kept" for this one."""
 
 
 class OutputTransaction:
     """All files of one job (e.g. ``video.mp4`` + ``video.mp4.json``): they appear together or not at all.
 
-    Use as a context manager: leaving the block normally commits, an exception (incl. KeyboardInterrupt)
-    aborts and deletes every temp file and every folder the transaction created.
+    Use as a context manager: leaving the block normally commits, an exception (incl. KeyboardInterrupt, and
+    SIGTERM/SIGHUP inside :func:`signals_as_interrupt`) aborts and deletes every temp file and every folder the
+    transaction created. The commit itself is all-or-nothing: files are hard-linked (or renamed) into place
+    with signals held, and any failure puts the previous files back. ``committed`` says whether the outputs
+    are complete (a signal that arrives during the commit is acted on right after it).
     """
 
     def __init__(self, overwrite: bool = False) -> None:
@@ -189,9 +373,10 @@ class OutputTransaction:
         self._files: list[tuple[Path, Path]] = []  # (temp, final)
         self._dirs_created: list[Path] = []
         self._temp_dirs: list[Path] = []
-        self._folder_moves: list[tuple[Path, Path]] = []  # (temp folder, final folder)
+        self._folder_moves: list[tuple[Path, Path, bool]] = []  # (temp folder, final folder, merge into final)
         self._stale: list[Path] = []
         self.done = False
+        self.committed = False
 
     # -- registration ----------------------------------------------------------------------------------------
     def file(self, final: str | os.PathLike) -> Path:
@@ -203,55 +388,107 @@ class OutputTransaction:
             with open(temp, "xb"):
                 pass
         except OSError as exc:
+            if exc.errno in _DISK_FULL_ERRNOS:
+                raise write_error(exc, final) from None
             raise OutputError(f"cannot write {os.fspath(final)!r}: {exc.strerror or exc}") from None
         self._files.append((temp, final))
+        _TEMP_TO_FINAL[os.fspath(temp)] = final
         return temp
 
     def folder(self, final: str | os.PathLike, frame_names: Iterable[str]) -> Path:
         """Reserve a folder of frames; returns a temp folder to fill. Existing frame files (``frame_*``) or a
         recipe in the folder are refused unless overwrite; with overwrite, stale ``frame_*`` files that the
-        new output does not replace are removed at commit so the folder holds exactly one sequence."""
+        new output does not replace are removed at commit so the folder holds exactly one sequence.
+
+        A new folder is filled as a hidden sibling and renamed into place in one step; an existing folder is
+        filled from a hidden temp folder inside it, and its old frames are kept until every new one is in.
+        """
         final = Path(final)
         if final.exists() and not final.is_dir():
             raise OutputError(f"output {os.fspath(final)!r} is a file, not a folder")
         names = set(frame_names)
-        if final.is_dir():
+        check_parent_writable(final)
+        merge = final.is_dir()
+        if merge:
             ours = [p for p in final.iterdir() if p.name.startswith(FRAME_PREFIX) or p.name == FOLDER_RECIPE_NAME]
             if ours and not self.overwrite:
                 raise OutputError(
                     f"folder {os.fspath(final)!r} already holds frames (use --overwrite to replace them)"
                 )
             self._stale = [p for p in ours if p.name.startswith(FRAME_PREFIX) and p.name not in names]
-        check_parent_writable(final)
-        self._dirs_created += _make_parents(final)
-        temp = final / f".partial-{secrets.token_hex(4)}"
+            temp = final / f".{secrets.token_hex(4)}.partial"
+        else:
+            parent = final.parent if os.fspath(final.parent) else Path(".")
+            self._dirs_created += _make_parents(parent)
+            temp = parent / f".{final.name[:_TEMP_STEM_CHARS]}.{secrets.token_hex(4)}.partial"
         try:
             temp.mkdir()
         except OSError as exc:
             raise OutputError(f"cannot write into {os.fspath(final)!r}: {exc.strerror or exc}") from None
         self._temp_dirs.append(temp)
-        self._folder_moves.append((temp, final))
+        self._folder_moves.append((temp, final, merge))
+        _TEMP_TO_FINAL[os.fspath(temp)] = final
         return temp
 
     # -- end -------------------------------------------------------------------------------------------------
     def commit(self) -> None:
         try:
-            for temp_dir, final_dir in self._folder_moves:
-                for item in sorted(temp_dir.iterdir()):
-                    _commit_file(item, final_dir / item.name, self.overwrite)
-                temp_dir.rmdir()
-                self._temp_dirs.remove(temp_dir)
-            for stale in self._stale:
-                stale.unlink(missing_ok=True)
-            for temp, final in self._files:
-                _commit_file(temp, final, self.overwrite)
-        except BaseException:
-            self.abort()
+            self._commit()
+        except BaseException as exc:
+            if not self.done:  # interrupted before the commit itself began: nothing was placed yet
+                self.abort()
+            if isinstance(exc, KeyboardInterrupt) and self.committed and not isinstance(exc, InterruptedAfterCommit):
+                raise InterruptedAfterCommit(*exc.args) from None
             raise
-        self._files.clear()
-        self.done = True
+
+    def _commit(self) -> None:
+        with _signals_deferred():
+            placement = _Placement(self.overwrite)
+            try:
+                for temp_dir, final_dir, merge in self._folder_moves:
+                    if not merge:
+                        try:
+                            os.rename(temp_dir, final_dir)  # the whole new folder appears at once
+                        except OSError:
+                            if not final_dir.is_dir():
+                                raise
+                            merge = True  # a folder appeared meanwhile: merge into it like an existing one
+                        else:
+                            placement.placed.append((temp_dir, final_dir))
+                            continue
+                    for item in sorted(temp_dir.iterdir()):
+                        placement.place(item, final_dir / item.name)
+                for stale in self._stale:
+                    if stale.exists():
+                        placement.set_aside(stale)
+                for temp, final in self._files:
+                    placement.place(temp, final)
+            except BaseException as exc:
+                placement.rollback()
+                error = write_error(exc, exc.filename or "the output") if isinstance(exc, OSError) else None
+                self._abort_now()
+                if error is not None:
+                    raise error from None
+                raise
+            placement.finish()
+            for temp_dir, _, _ in self._folder_moves:
+                if temp_dir.is_dir():
+                    shutil.rmtree(temp_dir, ignore_errors=True)
+            self._forget()
+            self._files.clear()
+            self._temp_dirs.clear()
+            self.done = self.committed = True
 
     def abort(self) -> None:
+        try:
+            with _signals_deferred():
+                self._abort_now()
+        except BaseException:
+            if not self.done:  # a signal landed while the handlers were being swapped: clean up anyway
+                self._abort_now()
+            raise
+
+    def _abort_now(self) -> None:
         for temp, _ in self._files:
             try:
                 temp.unlink(missing_ok=True)
@@ -259,11 +496,18 @@ class OutputTransaction:
                 pass
         for d in self._temp_dirs:
             shutil.rmtree(d, ignore_errors=True)
+        self._forget()
         self._files.clear()
         self._temp_dirs.clear()
         _remove_dirs(self._dirs_created)
         self._dirs_created.clear()
         self.done = True
+
+    def _forget(self) -> None:
+        for temp, _ in self._files:
+            _TEMP_TO_FINAL.pop(os.fspath(temp), None)
+        for temp_dir, _, _ in self._folder_moves:
+            _TEMP_TO_FINAL.pop(os.fspath(temp_dir), None)
 
     def __enter__(self) -> "OutputTransaction":
         return self
@@ -295,13 +539,15 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an RGB or RGBA ``[H, W, 3|4]`` uint8 (or float in [0,1]) image as PNG to ``path`` (no atomicity:
-    callers pass a temp path from :class:`OutputTransaction`)."""
+    callers pass a temp path from :class:`OutputTransaction`). Raises :class:`OutputWriteError` on a full disk."""
     import imageio.v3 as iio
 
     img = to_uint8(image)
     if img.ndim != 3 or img.shape[2] not in (3, 4):
         raise ValueError(f"PNG image must be [H, W, 3|4], got {img.shape}")
-    iio.imwrite(os.fspath(path), img, extension=".png")
+    # Encoded in memory, written by us: a full disk gives one OutputWriteError, not an imageio plugin's
+    # destructor traceback.
+    write_bytes(path, iio.imwrite("<bytes>", img, extension=".png"))
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = False) -> Path:
@@ -340,51 +586,110 @@ class FrameSink:
 
 
 class _Mp4Sink(FrameSink):
-    """H.264 (libx264), yuv420p, constant frame rate, through imageio's FFMPEG plugin (imageio-ffmpeg binary)."""
+    """H.264 (libx264), yuv420p, constant frame rate, crf 15, through the ffmpeg binary of imageio-ffmpeg.
+
+    The command line is the one imageio's FFMPEG writer builds for ``quality=7`` (so files are unchanged), but
+    the process is ours: ffmpeg's messages go to a temp file instead of our stderr, its exit status is checked
+    (a failed final flush would otherwise commit a truncated video), and a failure becomes one
+    :class:`OutputWriteError` line ("disk full while writing X" when ffmpeg ran out of space), never a
+    "Broken pipe" from the frame pipe.
+    """
 
     def __init__(self, temp: Path, fps: float, quality: float = 7.0) -> None:
         self.temp, self.fps, self.quality = temp, fps, quality
-        self._writer = None
+        self._proc: subprocess.Popen | None = None
+        self._log: Any = None
+        self._size: tuple[int, ...] | None = None
         self.frames = 0
 
-    def write(self, frame: np.ndarray) -> None:
-        import imageio.v2 as iio2
+    def _start(self, frame: np.ndarray) -> None:
+        import imageio_ffmpeg
 
-        frame = pad_to_even(to_uint8(frame)[..., :3])
-        if self._writer is None:
-            self._writer = iio2.get_writer(
-                os.fspath(self.temp),
-                format="FFMPEG",
-                mode="I",
-                fps=self.fps,
-                codec="libx264",
-                pixelformat="yuv420p",
-                quality=self.quality,  # imageio maps 7 -> crf 15 for libx264 (visually lossless for renders)
-                macro_block_size=2,  # we pad to even sizes ourselves; never let ffmpeg rescale
-                ffmpeg_log_level="error",
-            )
-            self._size = frame.shape
+        h, w = frame.shape[:2]
+        crf = int((1 - self.quality / 10.0) * 51)  # imageio-ffmpeg's mapping: quality 7 -> crf 15
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{w}x{h}",
+               "-pix_fmt", "rgb24", "-r", str(Fraction(self.fps).limit_denominator()), "-i", "-", "-an",
+               "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-v", "error", "-f", "mp4",
+               os.fspath(self.temp)]
+        self._log = tempfile.TemporaryFile()
+        try:
+            # Own session: Ctrl-C / SIGHUP aimed at the terminal's process group reach us, not ffmpeg; we stop
+            # it ourselves in abort().
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                          start_new_session=True)
+        except OSError as exc:
+            self._log.close()
+            raise OutputWriteError(f"cannot start ffmpeg to write {_final_name(self.temp)}: "
+                                   f"{exc.strerror or exc}") from None
+        self._size = frame.shape
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.ascontiguousarray(pad_to_even(to_uint8(frame)[..., :3]))
+        if self._proc is None:
+            self._start(frame)
         elif frame.shape != self._size:
             raise ValueError(f"video frames must all have the same size: {frame.shape} vs {self._size}")
-        self._writer.append_data(frame)
+        try:
+            self._proc.stdin.write(frame.view(np.uint8))
+        except OSError:  # BrokenPipeError: ffmpeg has exited; its log says why
+            self._fail()
         self.frames += 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
-        elif self.frames == 0:
-            raise ValueError("a video needs at least one frame")
+        if self._proc is None:
+            if self.frames == 0:
+                raise ValueError("a video needs at least one frame")
+            return
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        if self._proc.wait() != 0:
+            self._fail()
+        self._cleanup()
+
+    def _fail(self) -> None:
+        """ffmpeg stopped: kill/reap it and raise one line made from its log."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.wait()
+        log = ""
+        if self._log is not None:
+            self._log.seek(0)
+            log = self._log.read(1 << 16).decode("utf-8", "replace")
+        self._cleanup()
+        name = _final_name(self.temp)
+        if "No space left" in log or "Disk quota" in log or "File too large" in log:
+            raise OutputWriteError(f"disk full while writing {name}")
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        why = lines[-1][:200] if lines else f"exit status {proc.returncode if proc else '?'}"
+        raise OutputWriteError(f"ffmpeg failed while writing {name}: {why}")
+
+    def _cleanup(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin,):
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def abort(self) -> None:
-        """Stop ffmpeg (it ignores Ctrl-C by design: imageio-ffmpeg shields it) without raising; the
-        transaction then deletes the temp file."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
+        """Stop ffmpeg at once without raising; the transaction then deletes the temp file."""
+        proc = self._proc
+        if proc is not None:
             try:
-                writer.close()
-            except Exception:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+            except OSError:
                 pass
+        self._cleanup()
 
 
 class _GifSink(FrameSink):
@@ -410,8 +715,10 @@ class _GifSink(FrameSink):
         if not self._frames:
             raise ValueError("a GIF needs at least one frame")
         frames, self._frames = self._frames, []
-        # GIF stores delays in centiseconds; pillow takes ms. loop=0 plays forever.
-        iio.imwrite(os.fspath(self.temp), np.stack(frames), extension=".gif", duration=1000.0 / self.fps, loop=0)
+        # GIF stores delays in centiseconds; pillow takes ms. loop=0 plays forever. Encoded in memory so that a
+        # full disk is one OutputWriteError from write_bytes.
+        data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000.0 / self.fps, loop=0)
+        write_bytes(self.temp, data)
 
     def abort(self) -> None:
         self._frames = []
@@ -560,9 +867,9 @@ def write_ply(path: str | os.PathLike, cols: dict[str, np.ndarray]) -> None:
     data = np.empty(n, dtype=[(name, "<f4") for name in names])
     for name in names:
         data[name] = cols[name]
-    with open(path, "wb") as fh:
+    with _writing(path), open(path, "wb") as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
-        fh.write(data.tobytes())
+        fh.write(data.view(np.uint8))
 
 
 _PLY_TYPES = {
@@ -650,8 +957,7 @@ def gaussians_to_splat_array(g: Gaussians, index: int = 0) -> np.ndarray:
 def write_splat(path: str | os.PathLike, splats: np.ndarray) -> None:
     if splats.dtype != SPLAT_DTYPE:
         raise ValueError("write_splat expects an array of SPLAT_DTYPE")
-    with open(path, "wb") as fh:
-        fh.write(splats.tobytes())
+    write_bytes(path, np.ascontiguousarray(splats).view(np.uint8))
 
 
 def read_splat(path: str | os.PathLike) -> np.ndarray:
@@ -753,17 +1059,27 @@ class Recipe:
 
 def write_recipe(path: str | os.PathLike, recipe: Recipe) -> None:
     """Write a recipe to ``path`` (callers pass a temp path from :class:`OutputTransaction`)."""
-    Path(path).write_text(recipe.to_json(), encoding="utf-8")
+    write_bytes(path, recipe.to_json().encode("utf-8"))
+
+
+MAX_RECIPE_BYTES = 64 << 20
+"""A recipe of a 100k-frame turntable is ~30 MB; anything larger is not one of ours."""
 
 
 def read_recipe(path: str | os.PathLike) -> Recipe:
     """Load and validate a recipe; raises RecipeError (one line) for anything that is not a recipe we wrote."""
     p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"recipe {os.fspath(p)!r} does not exist or is not a file")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = read_regular(p, MAX_RECIPE_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {os.fspath(p)!r} does not exist") from None
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise RecipeError(f"cannot read recipe {os.fspath(p)!r}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {os.fspath(p)!r}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise RecipeError(f"cannot read recipe {os.fspath(p)!r}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or data.get("format") != RECIPE_FORMAT:
         raise RecipeError(f"{os.fspath(p)!r} is not a gghead recipe (no \"format\": \"{RECIPE_FORMAT}\")")
@@ -785,19 +1101,3 @@ def read_recipe(path: str | os.PathLike) -> Recipe:
     kwargs.setdefault("cameras", [])
     kwargs.setdefault("renderer", None)
     return Recipe(**kwargs)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
-def command_line() -> list[str]:
-    """The current process's command line, for the recipe record."""
-    return [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv else []
