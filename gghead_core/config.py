@@ -12,8 +12,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from gghead_core.gaussians import SH_C0  # noqa: F401 - re-exported: the generator and the demo import it here
+
 UV_ATTRIBUTES = ("POSITION", "SCALE", "ROTATION", "COLOR", "OPACITY")
-SH_C0 = 0.28209479177387814
 
 
 class ConfigError(ValueError):

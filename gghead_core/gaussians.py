@@ -10,6 +10,10 @@ from dataclasses import dataclass, fields
 
 import torch
 
+SH_C0 = 0.28209479177387814
+"""Degree-0 SH basis constant, ``1 / (2 sqrt(pi))`` (spec Appendix A): a DC coefficient ``c`` is the colour
+``0.5 + SH_C0 * c``. The one definition; the generator, the exporters and the renderers import it."""
+
 
 @dataclass
 class Gaussians:

@@ -114,7 +114,8 @@ def test_disk_full_is_one_line_exit_1_and_leaves_nothing(tmp_path, capsys, monke
 
     import gghead_core.export as ex
 
-    monkeypatch.setattr(ex, "open", full_open, raising=False)
+    for module in (ex._outputs, ex._frames, ex._gaussian_files, ex._recipe):
+        monkeypatch.setattr(module, "open", full_open, raising=False)
     out = tmp_path / "x.png"
     code = cli.main(["render", "--seed", "1", "--resolution", "32", "--backend", "torch", "--quiet",
                      "--out", str(out)])

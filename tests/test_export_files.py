@@ -13,7 +13,7 @@ import torch
 
 from gghead_core import export as ex
 from gghead_core.camera import OrbitCamera
-from gghead_core.gaussians import Gaussians
+from gghead_core.gaussians import SH_C0, Gaussians
 
 
 def random_gaussians(n: int = 200, k: int = 4, seed: int = 0) -> Gaussians:
@@ -333,7 +333,7 @@ def test_splat_layout(tmp_path):
     assert pos == pytest.approx(tuple(float(cols[c][i]) for c in "xyz"))
     assert scale == pytest.approx(tuple(float(g.scales[0, i, j]) for j in range(3)), rel=1e-5)
     dc = g.sh[0, i, 0].double().numpy()
-    expect_rgb = np.clip((0.5 + ex.SH_C0 * dc) * 255, 0, 255).astype(np.uint8)
+    expect_rgb = np.clip((0.5 + SH_C0 * dc) * 255, 0, 255).astype(np.uint8)
     assert list(rgba[:3]) == expect_rgb.tolist()
     assert abs(rgba[3] - float(alpha[i]) * 255) <= 1
     q = g.quats[0, i].double().numpy()

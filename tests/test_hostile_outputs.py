@@ -67,7 +67,8 @@ def disk_fills_after(monkeypatch):
             fh = real_open(file, mode, *args, **kwargs)
             return _FullFile(fh, budget) if "w" in mode else fh
 
-        monkeypatch.setattr(ex, "open", fake_open, raising=False)
+        for module in (ex._outputs, ex._frames, ex._gaussian_files, ex._recipe):  # every writer of the package
+            monkeypatch.setattr(module, "open", fake_open, raising=False)
 
     return arm
 
@@ -350,7 +351,7 @@ def test_fifo_recipe_is_refused_without_blocking(tmp_path):
 
 
 def test_huge_recipe_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(ex, "MAX_RECIPE_BYTES", 1000)
+    monkeypatch.setattr(ex._recipe, "MAX_RECIPE_BYTES", 1000)
     path = tmp_path / "big.json"
     path.write_text(" " * 2000 + "{}")
     with pytest.raises(ex.RecipeError, match="more than"):
@@ -361,7 +362,7 @@ def test_full_disk_at_the_writability_probe_is_a_write_error_not_a_path_error(tm
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ex.tempfile, "TemporaryFile", no_space)
+    monkeypatch.setattr(ex._outputs.tempfile, "TemporaryFile", no_space)
     with pytest.raises(ex.OutputWriteError, match="disk full"):
         ex.check_output_file(tmp_path / "a.png", overwrite=False)
 
