@@ -90,7 +90,13 @@ void main() {
     gl_PointSize = point_size;
     gl_Position = vec4(mean * u_pixel_to_ndc.xy + u_pixel_to_ndc.zw, 0.0, 1.0);
 #else
+#ifdef TRIANGLES
+    // Equilateral triangle around the unit circle (inradius 1, circumradius 2) in the ellipse's frame.
+    const vec2 tri[3] = vec2[3](vec2(0.0, 2.0), vec2(-1.7320508, -1.0), vec2(1.7320508, -1.0));
+    vec2 corner = tri[gl_VertexID];
+#else
     vec2 corner = vec2(float(gl_VertexID & 1), float(gl_VertexID >> 1)) * 2.0 - 1.0;
+#endif
     vec2 pixel = mean + corner.x * axis_major + corner.y * axis_minor;
     gl_Position = vec4(pixel * u_pixel_to_ndc.xy + u_pixel_to_ndc.zw, 0.0, 1.0);
 #endif

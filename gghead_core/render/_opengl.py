@@ -1,25 +1,26 @@
-"""OpenGL splatting backend: GLSL point sprites or quads, GPU (compute) or CPU depth sort, offscreen readback.
+"""OpenGL splatting backend: GLSL point sprites, triangles or quads, GPU (compute) or CPU depth sort, readback.
 
 Pipeline per frame (shaders in ``shaders/``; its README lists the GL requirements):
 
 1. **Upload**, only when the head changes: mean, opacity, quaternion and scale of every Gaussian into one
    buffer texture (3 RGBA32F texels each), colours into another. Changes are detected by the tensors'
-   memory + ``_version``, so rendering one ``Gaussians`` from many cameras uploads once
-   (``upload_counts`` tells).
+   memory + ``_version`` (checked before anything is copied to the host), so rendering one ``Gaussians``
+   from many cameras uploads once (``upload_counts`` tells).
 2. **Sort** by camera depth: bitonic sort of (key, index) in ``sort.comp`` on hardware GPUs, or numpy on the
    CPU (one ``np.sort`` of 64-bit ``key << 32 | index``: SIMD-sorted, faster than ``argsort``, and identical
    to a stable argsort, which is also what the GPU produces). The CPU path uploads 4 B per Gaussian.
 3. **Project** (GL >= 4.3, ``project.comp``): every Gaussian is projected once (EWA, 3DGS rules, shared
-   ``common.glsl``) into a splat buffer *in drawing order*, with footprint statistics.
-4. **Raster**: ``splat.vert`` emits one point sprite or one quad per Gaussian, back to front, from the splat
-   buffer as plain vertex attributes; ``splat.frag`` evaluates the Gaussian; ``ONE, ONE_MINUS_SRC_ALPHA``
-   blending into an RGBA32F target cleared to the background (plus an RG32F target for depth and alpha)
-   gives the front-to-back sums of the reference. Sprites cost far less per Gaussian on llvmpipe (one
-   vertex and primitive instead of four and two) but cover a square; the host picks them when they fit
-   ``GL_POINT_SIZE_RANGE`` and the statistics say they are cheaper (cost model measured on llvmpipe;
-   hardware GPUs always get quads).
-5. **Readback**: ``glReadPixels`` (GL_FLOAT) straight into the returned arrays; rows come out in image order
-   because the projection does not flip y.
+   ``common.glsl``) into a splat buffer *in drawing order*, with footprint statistics (read back only on
+   software GL, where they choose the primitive, or when points are forced).
+4. **Raster**: ``splat.vert`` emits one point sprite, one triangle or one quad per Gaussian, back to front,
+   from the splat buffer as plain vertex attributes; ``splat.frag`` evaluates the Gaussian;
+   ``ONE, ONE_MINUS_SRC_ALPHA`` blending into an RGBA32F target cleared to (background, 0) gives
+   ``rgb`` and ``alpha = 1 - T`` (plus an R32F target for the depth sums, only when asked for): the
+   front-to-back sums of the reference. On software GL the primitive is the cheapest by a cost model
+   measured on llvmpipe (sprites: cheapest per Gaussian but a square; triangles: one primitive, 1.3x the
+   quad's area; quads: fewest fragments, dearest per Gaussian); hardware GPUs get quads.
+5. **Readback**: one ``glReadPixels`` (RGBA, GL_FLOAT) into the returned array (rgb and alpha are views of
+   it), plus one for the depth sums; rows come out in image order because the projection does not flip y.
 
 On GL 3.3-4.2 contexts (no compute shaders, e.g. macOS) the projection runs in the vertex shader, the sort
 on the CPU, and quads are drawn.
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,7 +68,7 @@ from ._opengl_context import (
 )
 
 SortMode = Literal["auto", "gpu", "cpu"]
-PrimitiveMode = Literal["auto", "points", "quads"]
+PrimitiveMode = Literal["auto", "points", "triangles", "quads"]
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
 SHADER_FILES = ("common.glsl", "splat.vert", "splat.frag", "project.comp", "sort.comp")
@@ -81,10 +83,19 @@ _GL_POINT_SPRITE = 0x8861  # compatibility profile only
 _GL_POINT_SMOOTH = 0x0B10  # compatibility profile only
 _SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "swiftshader", "software rasterizer")
 
-# Cost model for points vs quads on software renderers: on llvmpipe an instanced quad costs about as much as
-# this many extra (estimated) footprint pixels of a point sprite. Measured with 50k Gaussians at 1024x1024
-# (CPU time per frame): sprites 1.6x cheaper at 32 extra px per Gaussian, even at 720, 15 % dearer at 1840.
-_QUAD_OVERHEAD_FRAGMENTS = 700.0
+# Cost model of the three primitives on software renderers: CPU ns per drawn Gaussian and per fragment,
+# fitted on llvmpipe (2-core AMD EPYC, Mesa 22.3.6) with the demo head (47k Gaussians) at 256/512/1024 px,
+# process CPU time of the raster pass (bench/render_opengl.py --primitives). Sprites are cheapest per
+# Gaussian but cover the ellipse's bounding square; quads hug the ellipse but cost two triangles and four
+# vertices; one triangle around the ellipse sits in between (30 % more area than the quad). Measured
+# (ms CPU, points / triangles / quads): 256 px 54 / 63 / 89, 512 px 100 / 100-109 / 125-137,
+# 1024 px 270-280 / 217-224 / 230.
+_PRIMITIVE_COST_NS = {  # (per Gaussian, per fragment)
+    "points": (850.0, 4.6),
+    "triangles": (930.0, 7.2),
+    "quads": (1520.0, 8.4),
+}
+_TRIANGLE_AREA_RATIO = 3.0 * math.sqrt(3.0) / 4.0  # triangle around the unit disk (inradius 1) / its square
 
 _GL: Any = None  # the OpenGL.GL module, imported after prepare_pyopengl()
 
@@ -258,16 +269,25 @@ def _fingerprint(*tensors) -> tuple:
     """Identity of the inputs' data: same memory, layout and unchanged in place (torch bumps ``_version``,
     shared by a tensor and its views). ``g.means[0]`` makes a new view object on every call, so object
     identity would miss; the address is safe because the uploaded tensors are kept referenced (their memory
-    cannot be reused by another tensor meanwhile).
+    cannot be reused by another tensor meanwhile). Reads metadata only: no device sync, no copy.
 
-    numpy arrays cannot report in-place edits, so they never match and are always re-uploaded.
+    Never matches (always re-uploaded): numpy arrays, which cannot report in-place edits, and inference
+    tensors (made under ``torch.inference_mode()``), which have no version counter (``_version`` raises).
     """
     out = []
     for t in tensors:
-        if not isinstance(t, torch.Tensor):
+        if not isinstance(t, torch.Tensor) or t.is_inference():
             return (object(),)
         out.append((t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, str(t.device), t._version))
     return tuple(out)
+
+
+def _rows(x, name: str) -> int:
+    """Leading dimension of a tensor or array, without copying it anywhere."""
+    shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
+    if len(shape) < 1:
+        raise ValueError(f"{name} has shape {tuple(shape)}, expected at least one dimension")
+    return int(shape[0])
 
 
 def _next_pow2(n: int) -> int:
@@ -321,6 +341,11 @@ class FrameStats:
     point_pixels: float = 0.0  # estimated fragments with point sprites
     primitive: str = "quads"
 
+    @property
+    def triangle_pixels(self) -> float:
+        """Estimated fragments with one triangle per Gaussian (same frame as the quad, 1.3x its area)."""
+        return _TRIANGLE_AREA_RATIO * self.quad_pixels
+
 
 class OpenGLRasterizer:
     """Renders one head at a time with OpenGL. Owns its context (or borrows the current one), programs,
@@ -335,7 +360,8 @@ class OpenGLRasterizer:
         sort: ``"gpu"`` (compute shader, GL 4.3), ``"cpu"`` (numpy), or ``"auto"``: GPU on hardware
             renderers, CPU on software ones (on llvmpipe the barrier-heavy bitonic sort took 2.2 s of CPU for
             235k Gaussians, numpy 14 ms).
-        primitive: ``"points"``, ``"quads"`` or ``"auto"`` (see the module docstring). Points need GL 4.3.
+        primitive: ``"points"``, ``"triangles"``, ``"quads"`` or ``"auto"`` (see the module docstring). Points
+            and triangles need GL 4.3.
         gl_version_cap: treat the context as at most this version, e.g. ``(3, 3)`` to run (and test) the
             fallback path for contexts without compute shaders on a machine that has them.
         split_timings: ``glFinish`` between passes so ``last_timings_ms`` splits the work per pass. ``None``
@@ -355,8 +381,8 @@ class OpenGLRasterizer:
     ):
         if sort not in ("auto", "gpu", "cpu"):
             raise ValueError(f"sort must be auto|gpu|cpu, got {sort!r}")
-        if primitive not in ("auto", "points", "quads"):
-            raise ValueError(f"primitive must be auto|points|quads, got {primitive!r}")
+        if primitive not in ("auto", "points", "triangles", "quads"):
+            raise ValueError(f"primitive must be auto|points|triangles|quads, got {primitive!r}")
         self._lock = threading.RLock()
         self._primitive_request = primitive
         self._gl_version_cap = tuple(gl_version_cap) if gl_version_cap is not None else None
@@ -407,9 +433,9 @@ class OpenGLRasterizer:
         mask = int(GL.glGetIntegerv(GL.GL_CONTEXT_PROFILE_MASK)) if self.gl_version >= (3, 2) else 0
         self.compat_profile = bool(mask & GL.GL_CONTEXT_COMPATIBILITY_PROFILE_BIT)
         self.projected = self.gl_version >= (4, 3)
-        if not self.projected and (sort == "gpu" or primitive == "points"):
-            raise OpenGLError(
-                f"sort='gpu' and primitive='points' need OpenGL 4.3; the context has {self.gl_version_string}")
+        if not self.projected and (sort == "gpu" or primitive in ("points", "triangles")):
+            raise OpenGLError(f"sort='gpu' and primitive='{primitive}' need OpenGL 4.3; the context has "
+                              f"{self.gl_version_string}")
         self.sort_mode = "cpu" if (sort == "cpu" or not self.projected) else (
             "gpu" if (sort == "gpu" or not self.is_software) else "cpu")
         # The projection's footprint statistics only serve the points-or-quads choice: hardware GPUs always
@@ -430,8 +456,9 @@ class OpenGLRasterizer:
         for with_depth in (False, True):
             frag = (GL.GL_FRAGMENT_SHADER, "splat.frag", ("WITH_DEPTH",) if with_depth else (), False)
             if self.projected:
-                for prim in ("quads", "points"):
-                    defines = ("PROJECTED", "POINTS") if prim == "points" else ("PROJECTED",)
+                for prim in ("quads", "points", "triangles"):
+                    defines = {"points": ("PROJECTED", "POINTS"), "triangles": ("PROJECTED", "TRIANGLES")}.get(
+                        prim, ("PROJECTED",))
                     self._raster[prim, with_depth] = self._keep(_program(
                         GL, [(GL.GL_VERTEX_SHADER, "splat.vert", defines, True), frag],
                         f"the splat program ({prim})", ("u_pixel_to_ndc",)))
@@ -460,7 +487,7 @@ class OpenGLRasterizer:
         from OpenGL.raw.GL.VERSION.GL_2_0 import glVertexAttribPointer as raw_vertex_attrib_pointer
 
         self._vaos = {}
-        for prim in ("quads", "points"):
+        for prim in ("quads", "points", "triangles"):
             vao = int(GL.glGenVertexArrays(1))
             self._owned["vaos"].append(vao)
             self._vaos[prim] = vao
@@ -470,7 +497,7 @@ class OpenGLRasterizer:
                 for loc in range(4):
                     GL.glEnableVertexAttribArray(loc)
                     raw_vertex_attrib_pointer(loc, 4, GL.GL_FLOAT, GL.GL_FALSE, 64, ctypes.c_void_p(16 * loc))
-                    GL.glVertexAttribDivisor(loc, 1 if prim == "quads" else 0)
+                    GL.glVertexAttribDivisor(loc, 0 if prim == "points" else 1)
                 GL.glBindVertexArray(0)
                 GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self._stats_buf)
@@ -566,16 +593,26 @@ class OpenGLRasterizer:
             s.sort_capacity = padded
 
     def _upload(self, GL, means, quats, scales, opacities, colors) -> None:
-        """Upload what changed since the last frame (nothing when the same tensors come again)."""
+        """Upload what changed since the last frame (nothing when the same tensors come again).
+
+        The fingerprints are compared first: a cache hit copies nothing to the host (for CUDA tensors, no
+        device-to-host transfer and no sync). Geometry and colours are tracked separately, so new colours
+        for the same head (``render()`` re-evaluates SH per call) re-upload 16 B per Gaussian only.
+        """
         s = self._scene
+        n = _rows(means, "means")
         geom_key = _fingerprint(means, quats, scales, opacities)
         color_key = _fingerprint(colors)
-        if geom_key == s.geom_key and color_key == s.color_key:
+        grow = n > s.capacity
+        geom_changed = grow or n != s.count or geom_key != s.geom_key
+        color_changed = grow or n != s.count or color_key != s.color_key
+        if not (geom_changed or color_changed):
             return
-        m = _as_f32(means, (3,), "means")
-        n = m.shape[0]
+        if color_changed and _rows(colors, "colors") != n:
+            raise ValueError(f"colors has {_rows(colors, 'colors')} rows but means has {n}")
         self._ensure_capacity(GL, n)
-        if n != s.count or geom_key != s.geom_key:
+        if geom_changed:
+            m = _as_f32(means, (3,), "means")
             q = _as_f32(quats, (4,), "quats")
             sc = _as_f32(scales, (3,), "scales")
             flat = opacities.reshape(-1) if isinstance(opacities, torch.Tensor) else np.asarray(opacities).reshape(-1)
@@ -592,10 +629,8 @@ class OpenGLRasterizer:
             self._buffer_write(GL, self._geom_buf, geom)
             self.upload_counts["geometry"] += 1
             s.geom_key, s.geom_refs, s.means = geom_key, (means, quats, scales, opacities), m
-        if n != s.count or color_key != s.color_key:
+        if color_changed:
             c = _as_f32(colors, (3,), "colors")
-            if c.shape[0] != n:
-                raise ValueError(f"colors has {c.shape[0]} rows but means has {n}")
             rgba = np.zeros((n, 4), np.float32)
             rgba[:, :3] = c
             self._buffer_write(GL, self._color_buf, rgba)
@@ -714,16 +749,22 @@ class OpenGLRasterizer:
                           quad_pixels=128.0 * float(raw[1]), point_pixels=128.0 * float(raw[2]))
 
     def _choose_primitive(self, stats: FrameStats) -> str:
+        """The requested primitive, or for ``"auto"`` on software GL the cheapest by the measured cost model
+        (hardware GPUs: quads, the fewest fragments). Sprites only when the largest one fits."""
         fits = stats.max_point_size <= self._max_point_size
         if self._primitive_request == "points":
             if not fits:
                 raise OpenGLError(f"primitive='points': a sprite of {stats.max_point_size:.0f} px exceeds this GL's "
                                   f"point size limit {self._max_point_size:.0f}")
             return "points"
-        if self._primitive_request == "quads" or not fits or not self.is_software:
+        if self._primitive_request in ("quads", "triangles"):
+            return self._primitive_request
+        if not self.is_software:
             return "quads"
-        extra_fragments = stats.point_pixels - stats.quad_pixels
-        return "points" if extra_fragments < _QUAD_OVERHEAD_FRAGMENTS * stats.visible else "quads"
+        pixels = {"points": stats.point_pixels, "triangles": stats.triangle_pixels, "quads": stats.quad_pixels}
+        costs = {prim: per_gaussian * stats.visible + per_fragment * pixels[prim]
+                 for prim, (per_gaussian, per_fragment) in _PRIMITIVE_COST_NS.items() if prim != "points" or fits}
+        return min(costs, key=costs.__getitem__)
 
     def _draw(self, GL, t: _Targets, primitive: str, viewmat: np.ndarray, K: np.ndarray, bg: np.ndarray,
               with_depth: bool) -> None:
@@ -776,6 +817,8 @@ class OpenGLRasterizer:
             GL.glDisable(GL.GL_PROGRAM_POINT_SIZE)
             if self.compat_profile:
                 GL.glDisable(_GL_POINT_SPRITE)
+        elif primitive == "triangles":
+            GL.glDrawArraysInstanced(GL.GL_TRIANGLES, 0, 3, n)
         else:
             GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, n)
         GL.glBindVertexArray(0)
@@ -901,7 +944,8 @@ class OpenGLRasterizer:
                     elif self.split_timings:
                         GL.glFinish()
                 mark()
-                primitive = self._choose_primitive(stats) if self._needs_stats else "quads"
+                primitive = self._choose_primitive(stats) if self._needs_stats else (
+                    "triangles" if self._primitive_request == "triangles" else "quads")
                 stats.primitive = primitive
                 self._draw(GL, targets, primitive, viewmat, K, bg, with_depth)
                 if self.split_timings:
