@@ -63,6 +63,7 @@ from ._opengl_context import (
     OpenGLError,
     activated,
     create_context,
+    log,
     prepare_pyopengl,
     probe_in_subprocess,
 )
@@ -117,6 +118,9 @@ __all__ = [
     "opengl_available",
     "default_rasterizer",
     "close_default_rasterizer",
+    "opengl_info",
+    "opengl_renderer",
+    "OpenGLInfo",
 ]
 
 
@@ -331,6 +335,18 @@ class _Scene:
     means: np.ndarray | None = None  # [N, 3] host copy for the CPU sort
 
 
+@dataclass(frozen=True)
+class OpenGLInfo:
+    """What the OpenGL backend renders with: a GPU check asserts ``"NVIDIA" in renderer`` (Mesa's llvmpipe
+    also passes every test, on the CPU)."""
+
+    renderer: str  # GL_RENDERER, e.g. "NVIDIA H200/PCIe/SSE2" or "llvmpipe (LLVM 15.0.6, 256 bits)"
+    version: str  # GL_VERSION
+    platform: str  # how the context was made: "egl device 0 (CUDA 0)", "egl surfaceless", "glfw (glx)", ...
+    is_software: bool
+    sort_mode: str
+
+
 @dataclass
 class FrameStats:
     """What the last frame drew (from project.comp; zeros on the GL 3.3 path)."""
@@ -427,6 +443,7 @@ class OpenGLRasterizer:
         if self._gl_version_cap is not None:
             self.gl_version = min(self.gl_version, self._gl_version_cap)
         self.is_software = any(s in self.renderer.lower() for s in _SOFTWARE_RENDERERS)
+        log.info("OpenGL rasterizer: %s, %s via %s", self.renderer, self.gl_version_string, self._ctx.describe())
         # A compatibility-profile context (DearPyGui's, with context="current") rasterizes points with the
         # legacy rules (integer size, snapped centre) unless GL_POINT_SPRITE is on; core contexts always use
         # sprite rules and reject that enum.
@@ -526,9 +543,14 @@ class OpenGLRasterizer:
         return program
 
     def describe(self) -> str:
-        """One line for ``info`` and the GUI: renderer, GL version, context kind and sort mode."""
-        kind = self._ctx.kind if self._ctx is not None else "closed"
-        return f"{self.renderer}, {self.gl_version_string} via {kind}, {self.sort_mode} sort"
+        """One line for ``info`` and the GUI: renderer, GL version, how the context was made, sort mode."""
+        platform = self._ctx.describe() if self._ctx is not None else "closed"
+        return f"{self.renderer}, {self.gl_version_string} via {platform}, {self.sort_mode} sort"
+
+    def info(self) -> "OpenGLInfo":
+        return OpenGLInfo(renderer=self.renderer, version=self.gl_version_string,
+                          platform=self._ctx.describe() if self._ctx is not None else "closed",
+                          is_software=self.is_software, sort_mode=self.sort_mode)
 
     # -- resources -----------------------------------------------------------------------------------------
 
@@ -1108,6 +1130,18 @@ def default_rasterizer() -> OpenGLRasterizer:
                 _DEFAULT.error = str(exc)
                 raise
         return _DEFAULT.rasterizer
+
+
+def opengl_info() -> OpenGLInfo:
+    """Renderer, GL version and context platform of the process-wide rasterizer (created on first use, in
+    this process: unlike :func:`opengl_available`'s child-process probe, this is what ``render()`` uses).
+    Raises :class:`OpenGLError` when no context can be made."""
+    return default_rasterizer().info()
+
+
+def opengl_renderer() -> str:
+    """``GL_RENDERER`` of the rasterizer ``render()`` uses, e.g. to assert ``"NVIDIA"`` in a GPU check."""
+    return opengl_info().renderer
 
 
 def close_default_rasterizer() -> None:
