@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -10,11 +12,18 @@ from gghead_core.render import backend_status, render
 from gghead_core.render._synthetic import synthetic_head
 
 
+def _no_context(reason: str):
+    """Skip, or fail under ``GGHEAD_REQUIRE_GPU=1``: a GPU run must not go green without GL ever running."""
+    if os.environ.get("GGHEAD_REQUIRE_GPU") == "1":
+        pytest.fail(f"GGHEAD_REQUIRE_GPU=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def opengl_ok():
     ok, reason = backend_status("opengl")
     if not ok:
-        pytest.skip(f"OpenGL backend unavailable here: {reason}")
+        _no_context(f"OpenGL backend unavailable here: {reason}")
     yield reason
     # Leave no GL context behind for later tests in this process (e.g. the GUI's DearPyGui context).
     from gghead_core.render._opengl import close_default_rasterizer
