@@ -164,3 +164,19 @@ def test_nonzero_rows_checked_before_upload():
     args[4] = np.zeros((300, 3), np.float32)  # numpy colours: accepted, always re-uploaded
     rgb, _, _ = r.rasterize(*args)
     assert rgb.shape == (RES, RES, 3)
+
+
+@pytest.mark.parametrize("primitive", ["points", "triangles", "quads"])
+def test_chunked_draw_gives_the_same_pixels(monkeypatch, primitive):
+    """Software GL draws in chunks with a flush between them (binning overlaps rasterizing): the order and
+    so every pixel is that of one draw."""
+    r = _rasterizer(sort="cpu", primitive=primitive)
+    if not r.is_software:
+        pytest.skip("hardware GL draws in one call")
+    args = _scene(n=2500, seed=6)
+    monkeypatch.setattr(gl_backend, "_SOFTWARE_DRAW_CHUNK", 1 << 30)
+    whole = r.rasterize(*args)
+    monkeypatch.setattr(gl_backend, "_SOFTWARE_DRAW_CHUNK", 333)  # 8 chunks, the last one partial
+    chunked = r.rasterize(*args)
+    for x, y in zip(whole, chunked):
+        assert torch.equal(x, y)

@@ -96,6 +96,7 @@ _PRIMITIVE_COST_NS = {  # (per Gaussian, per fragment)
     "triangles": (930.0, 7.2),
     "quads": (1520.0, 8.4),
 }
+_SOFTWARE_DRAW_CHUNK = 4096  # Gaussians per draw call (and llvmpipe scene) on software GL, see _draw
 _TRIANGLE_AREA_RATIO = 3.0 * math.sqrt(3.0) / 4.0  # triangle around the unit disk (inradius 1) / its square
 
 _GL: Any = None  # the OpenGL.GL module, imported after prepare_pyopengl()
@@ -531,10 +532,11 @@ class OpenGLRasterizer:
         if self.projected:
             # The core 4.2/4.3 entry points: OpenGL.GL exposes the ARB-extension variants of these two, whose
             # availability check fails for an EGL context under PyOpenGL's GLX platform.
-            from OpenGL.raw.GL.VERSION.GL_4_2 import glMemoryBarrier
+            from OpenGL.raw.GL.VERSION.GL_4_2 import glDrawArraysInstancedBaseInstance, glMemoryBarrier
             from OpenGL.raw.GL.VERSION.GL_4_3 import glDispatchCompute
 
             self._dispatch, self._barrier = glDispatchCompute, glMemoryBarrier
+            self._draw_instanced_base = glDrawArraysInstancedBaseInstance
         self._raw_buffer_sub_data = raw_buffer_sub_data
         self._raw_get_buffer_sub_data = raw_get_buffer_sub_data
 
@@ -835,14 +837,27 @@ class OpenGLRasterizer:
             if self.compat_profile:
                 GL.glEnable(_GL_POINT_SPRITE)
                 GL.glDisable(_GL_POINT_SMOOTH)
-            GL.glDrawArrays(GL.GL_POINTS, 0, n)
+        # On software GL the draw goes out in chunks with a glFlush after each: llvmpipe bins a whole scene on
+        # this thread before its raster threads start, so chunks let binning overlap rasterizing, and the
+        # smaller scenes stay in cache (measured with the demo head at 512 px: 12-15 % less CPU time with
+        # 8-16 chunks than with one draw). Order is kept: scenes are rasterized in submission order.
+        chunk = _SOFTWARE_DRAW_CHUNK if (self.is_software and self.projected) else n
+        for first in range(0, n, chunk):
+            count = min(chunk, n - first)
+            if primitive == "points":
+                GL.glDrawArrays(GL.GL_POINTS, first, count)
+            elif not self.projected:
+                GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, count)  # one chunk (checked above)
+            else:
+                vertices = 3 if primitive == "triangles" else 4
+                mode = GL.GL_TRIANGLES if primitive == "triangles" else GL.GL_TRIANGLE_STRIP
+                self._draw_instanced_base(mode, 0, vertices, count, first)
+            if first + count < n:
+                GL.glFlush()
+        if primitive == "points":
             GL.glDisable(GL.GL_PROGRAM_POINT_SIZE)
             if self.compat_profile:
                 GL.glDisable(_GL_POINT_SPRITE)
-        elif primitive == "triangles":
-            GL.glDrawArraysInstanced(GL.GL_TRIANGLES, 0, 3, n)
-        else:
-            GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, n)
         GL.glBindVertexArray(0)
         GL.glUseProgram(0)
         for unit in reversed(range(len(textures))):
