@@ -180,3 +180,25 @@ def test_chunked_draw_gives_the_same_pixels(monkeypatch, primitive):
     chunked = r.rasterize(*args)
     for x, y in zip(whole, chunked):
         assert torch.equal(x, y)
+
+
+def test_hardware_code_path_gives_the_software_pixels(monkeypatch):
+    """What an NVIDIA driver runs (GPU sort, quads, no statistics read-back, no glFinish between passes,
+    one draw call), forced here on llvmpipe by hiding its name: same picture as the software path."""
+    monkeypatch.setattr(gl_backend, "_SOFTWARE_RENDERERS", ())
+    try:
+        hw = OpenGLRasterizer(context="egl")
+    except OpenGLError as exc:
+        _no_context(f"no OpenGL EGL context here: {exc}")
+    try:
+        assert not hw.is_software and not hw._needs_stats and not hw.split_timings
+        assert hw.sort_mode == ("gpu" if hw.projected else "cpu")
+        args = _scene(n=2000, seed=8)
+        out = hw.rasterize(*args)
+        assert hw.last_stats.primitive == "quads" and hw.last_stats.visible == 0  # statistics not read
+        assert set(hw.last_timings_ms) >= {"sort", "project", "raster", "readback", "total"}
+    finally:
+        hw.close()
+    ref = _rasterizer(sort="cpu", primitive="quads").rasterize(*args)
+    for x, y in zip(out, ref):
+        assert torch.allclose(x, y, atol=1e-5)
