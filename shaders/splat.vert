@@ -4,16 +4,18 @@
 // Two ways to get a Gaussian's screen-space footprint:
 //   PROJECTED defined (GL >= 4.3): project.comp already projected every Gaussian once per frame, in
 //     drawing order, into the splat buffer, which arrives here as 4 vertex attributes (divisor 1 for
-//     instanced quads, 0 for points); this stage only places vertices. Projecting here would redo the EWA
+//     instanced quads and triangles, 0 for points); this stage only places vertices. Projecting here would redo the EWA
 //     math for each of the 4 quad corners, and llvmpipe runs vertex shaders on one thread.
 //   otherwise (GL 3.3 fallback, CPU sort): project_gaussian() from common.glsl runs here, per vertex, on
 //     Gaussians fetched from buffer textures through the sorted order.
-// Two primitive types:
+// Three primitive types (the host picks one per frame, see _opengl.py's cost model):
 //   POINTS defined: one point sprite per Gaussian (gl_PointSize = footprint box side). Cheapest per
-//     Gaussian on llvmpipe; the host only picks it when every sprite fits GL_POINT_SIZE_RANGE and the
-//     larger square footprint does not cost more fragments than it saves. Needs a guard band around the
-//     viewport because GL drops a point whose centre is outside the clip volume.
-//   otherwise: a 4-vertex triangle strip per instance, the rectangle around the alpha >= 1/255 ellipse.
+//     Gaussian on llvmpipe; only used when every sprite fits GL_POINT_SIZE_RANGE. Needs a guard band
+//     around the viewport because GL drops a point whose centre is outside the clip volume.
+//   TRIANGLES defined: one instanced triangle per Gaussian, equilateral around the alpha >= 1/255 ellipse
+//     (3 vertices, 1.3x the quad's area): on llvmpipe cheaper than quads, and than sprites for long splats.
+//   otherwise: a 4-vertex triangle strip per instance, the rectangle around the alpha >= 1/255 ellipse
+//     (fewest fragments; what hardware GPUs get).
 //
 // Primitives are emitted back to front. Image row 0 is framebuffer row 0 (no y flip), so glReadPixels
 // returns rows in image order.
