@@ -13,8 +13,8 @@ own split (sort / project / raster / readback, wall ms) and the primitive it dre
 do for ``mode="rgb"``/``"alpha"``; it is patched in here, so it also runs where render() does not do it yet.
 
 ``--before REV`` exports ``gghead_core/`` and ``shaders/`` of that commit into a temporary folder and runs the
-same cells there in a child process, alternating with this checkout per resolution; the demo checkpoint is
-always this checkout's. ``uptime``'s load average is printed before and after.
+same cells there in a child process, alternating with this checkout (or ``--after REV``) per resolution; the
+demo checkpoint is always this checkout's. ``uptime``'s load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resolutions", nargs="+", type=int, default=[256, 512, 1024])
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--before", metavar="REV", help="also time this git revision (e.g. a commit before a change)")
+    p.add_argument("--after", metavar="REV", help="time this revision instead of the working tree (so edits made "
+                   "while the benchmark runs do not leak into it)")
     p.add_argument("--child", metavar="REPO", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
@@ -131,14 +133,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# before: {_uptime()}")
     results: dict[str, dict[int, dict]] = {"after": {}}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_after:
         old = _export(a.before, Path(tmp)) if a.before else None
+        new = _export(a.after, Path(tmp_after)) if a.after else REPO
         if old is not None:
             results["before"] = {}
         for res in a.resolutions:  # alternate per resolution so both see similar load
             if old is not None:
                 results["before"][res] = _child(old, [res], a.frames)[0]
-            results["after"][res] = _child(REPO, [res], a.frames)[0]
+            results["after"][res] = _child(new, [res], a.frames)[0]
     print(f"# after:  {_uptime()}")
     any_row = next(iter(results["after"].values()))
     print(f"# demo model, {any_row['gaussians']} Gaussians, seed 0, psi 0.7, frontal; {any_row['renderer']}")
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| checkout | res | render() wall | CPU | split | primitive | rgb-only wall | CPU | split | primitive |")
     print("|---|---:|---:|---:|---|---|---:|---:|---|---|")
     for label in ("before", "after") if a.before else ("after",):
-        name = f"{label} ({a.before})" if label == "before" else "this checkout"
+        name = f"before ({a.before})" if label == "before" else (f"after ({a.after})" if a.after else "working tree")
         for res in a.resolutions:
             row = results[label][res]
             print(f"| {name} | {res} " + _cell(row.get("render"))[:-1] + _cell(row.get("rgb-only")))
