@@ -202,3 +202,22 @@ def test_hardware_code_path_gives_the_software_pixels(monkeypatch):
     ref = _rasterizer(sort="cpu", primitive="quads").rasterize(*args)
     for x, y in zip(out, ref):
         assert torch.allclose(x, y, atol=1e-5)
+
+
+def test_primitive_is_chosen_per_chunk_without_changing_pixels(monkeypatch):
+    """Round splats in front, needles behind: software GL draws the front chunks as sprites and the back
+    ones as triangles or quads, and the picture equals one drawn with a single primitive."""
+    auto = _rasterizer(sort="cpu", primitive="auto")
+    if not auto.is_software:
+        pytest.skip("hardware GL draws quads in one call")
+    args = list(_scene(n=2500, seed=12, yaw=0.0, res=256))
+    far = args[0][:, 2] < args[0][:, 2].median()  # [N] behind the middle, seen from the frontal camera
+    args[2] = torch.where(far[:, None], args[2] * torch.tensor([2.5, 0.2, 0.2]), args[2])  # [N, 3]
+    monkeypatch.setattr(gl_backend, "_SOFTWARE_DRAW_CHUNK", 500)
+    rgb, alpha, depth = auto.rasterize(*args)
+    chunks = auto.last_stats.chunk_primitives
+    assert len(chunks) == 5 and auto.last_stats.primitive == "mixed"
+    assert chunks[-1] == "points" and chunks[0] in ("triangles", "quads")  # back to front: needles first
+    ref = _rasterizer(sort="cpu", primitive="quads").rasterize(*args)
+    for x, y in zip((rgb, alpha, depth), ref):
+        assert torch.allclose(x, y, atol=1e-5)
