@@ -148,9 +148,12 @@ def test_renderer_is_reported_and_is_nvidia_when_a_gpu_is_required():
         _no_context(f"no OpenGL context here: {exc}")
     assert info.renderer and info.renderer == opengl_renderer() and info.platform
     assert info.platform.split()[0] in ("egl", "glfw")
+    ok, reason = gl_backend.opengl_available()  # the child-process probe names renderer and platform too
+    assert ok and info.renderer in reason and " via " in reason
     if REQUIRE_GPU:
         assert "NVIDIA" in info.renderer, f"GGHEAD_REQUIRE_GPU=1 but OpenGL renders with {info.renderer} via {info.platform}"
         assert not info.is_software and info.sort_mode == "gpu"
+        assert "NVIDIA" in reason, f"the probe (what backend_status reports) found: {reason}"
     else:
         assert info.is_software == any(s in info.renderer.lower() for s in ("llvmpipe", "softpipe", "swrast"))
 
