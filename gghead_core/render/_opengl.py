@@ -350,7 +350,8 @@ class OpenGLInfo:
 
 @dataclass(frozen=True)
 class FrameStats:
-    """What the last frame drew (from project.comp; zeros on the GL 3.3 path)."""
+    """What the last frame drew (from project.comp). The counts are zeros when the statistics were not read
+    back: on the GL 3.3 path, and on hardware GL unless points are forced (quads need no decision)."""
 
     visible: int = 0
     max_point_size: float = 0.0
