@@ -18,6 +18,7 @@ uniform samplerBuffer u_geom;    // 3 texels per Gaussian: (mean.xyz, opacity), 
 uniform samplerBuffer u_color;   // 1 texel per Gaussian: (r, g, b, 0)
 uniform uint u_count;
 uniform uint u_chunk;            // splats per draw chunk (statistics are per chunk)
+uniform bool u_stats;            // gather statistics (off on hardware GL, which always draws quads)
 uniform mat4 u_viewmat;
 uniform vec4 u_intrinsics;
 uniform vec4 u_clamp;
@@ -43,7 +44,7 @@ void main() {
     splats[4u * k + 1u] = vec4(s.conic, point_size);
     splats[4u * k + 2u] = vec4(texelFetch(u_color, int(i)).rgb, 0.0);
     splats[4u * k + 3u] = vec4(s.axis_major, s.axis_minor);
-    if (s.visible) {
+    if (u_stats && s.visible) {
         uint base = 4u * (k / u_chunk);
         if (point_size > 32.0) atomicMax(stats[base], uint(ceil(min(point_size, 1e6))));
         if ((i & 7u) == 0u) {

@@ -502,7 +502,7 @@ class OpenGLRasterizer:
         if self.projected:
             self._project = self._keep(_program(
                 GL, [(GL.GL_COMPUTE_SHADER, "project.comp", (), True)], "the projection program",
-                ("u_geom", "u_color", "u_count", "u_chunk") + camera_u))
+                ("u_geom", "u_color", "u_count", "u_chunk", "u_stats") + camera_u))
             self._sort = self._keep(_program(
                 GL, [(GL.GL_COMPUTE_SHADER, "sort.comp", (), False)], "the sort program",
                 ("u_geom", "u_stage", "u_count", "u_k", "u_j", "u_depth_row")))
@@ -720,7 +720,8 @@ class OpenGLRasterizer:
             GL.glBufferData(GL.GL_ARRAY_BUFFER, 16 * chunks, None, GL.GL_DYNAMIC_READ)
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
             self._stats_chunks = chunks
-        self._buffer_write(GL, self._stats_buf, np.zeros(4 * chunks, np.uint32))
+        if self._needs_stats:
+            self._buffer_write(GL, self._stats_buf, np.zeros(4 * chunks, np.uint32))
         GL.glUseProgram(p.handle)
         for unit, (tex, name) in enumerate(((self._geom_tex, "u_geom"), (self._color_tex, "u_color"))):
             GL.glActiveTexture(GL.GL_TEXTURE0 + unit)
@@ -728,6 +729,7 @@ class OpenGLRasterizer:
             GL.glUniform1i(p.uniforms[name], unit)
         GL.glUniform1ui(p.uniforms["u_count"], s.count)
         GL.glUniform1ui(p.uniforms["u_chunk"], self._draw_chunk())
+        GL.glUniform1i(p.uniforms["u_stats"], int(self._needs_stats))
         self._set_camera_uniforms(GL, p.uniforms, viewmat, K, width, height)
         for binding, buf in ((1, self._order_buf), (2, self._splat_buf), (3, self._stats_buf)):
             GL.glBindBufferBase(GL.GL_SHADER_STORAGE_BUFFER, binding, buf)
