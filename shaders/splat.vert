@@ -4,16 +4,18 @@
 // Two ways to get a Gaussian's screen-space footprint:
 //   PROJECTED defined (GL >= 4.3): project.comp already projected every Gaussian once per frame, in
 //     drawing order, into the splat buffer, which arrives here as 4 vertex attributes (divisor 1 for
-//     instanced quads, 0 for points); this stage only places vertices. Projecting here would redo the EWA
+//     instanced quads and triangles, 0 for points); this stage only places vertices. Projecting here would redo the EWA
 //     math for each of the 4 quad corners, and llvmpipe runs vertex shaders on one thread.
 //   otherwise (GL 3.3 fallback, CPU sort): project_gaussian() from common.glsl runs here, per vertex, on
 //     Gaussians fetched from buffer textures through the sorted order.
-// Two primitive types:
+// Three primitive types (the host picks one per frame, see _opengl.py's cost model):
 //   POINTS defined: one point sprite per Gaussian (gl_PointSize = footprint box side). Cheapest per
-//     Gaussian on llvmpipe; the host only picks it when every sprite fits GL_POINT_SIZE_RANGE and the
-//     larger square footprint does not cost more fragments than it saves. Needs a guard band around the
-//     viewport because GL drops a point whose centre is outside the clip volume.
-//   otherwise: a 4-vertex triangle strip per instance, the rectangle around the alpha >= 1/255 ellipse.
+//     Gaussian on llvmpipe; only used when every sprite fits GL_POINT_SIZE_RANGE. Needs a guard band
+//     around the viewport because GL drops a point whose centre is outside the clip volume.
+//   TRIANGLES defined: one instanced triangle per Gaussian, equilateral around the alpha >= 1/255 ellipse
+//     (3 vertices, 1.3x the quad's area): on llvmpipe cheaper than quads, and than sprites for long splats.
+//   otherwise: a 4-vertex triangle strip per instance, the rectangle around the alpha >= 1/255 ellipse
+//     (fewest fragments; what hardware GPUs get).
 //
 // Primitives are emitted back to front. Image row 0 is framebuffer row 0 (no y flip), so glReadPixels
 // returns rows in image order.
@@ -90,7 +92,13 @@ void main() {
     gl_PointSize = point_size;
     gl_Position = vec4(mean * u_pixel_to_ndc.xy + u_pixel_to_ndc.zw, 0.0, 1.0);
 #else
+#ifdef TRIANGLES
+    // Equilateral triangle around the unit circle (inradius 1, circumradius 2) in the ellipse's frame.
+    const vec2 tri[3] = vec2[3](vec2(0.0, 2.0), vec2(-1.7320508, -1.0), vec2(1.7320508, -1.0));
+    vec2 corner = tri[gl_VertexID];
+#else
     vec2 corner = vec2(float(gl_VertexID & 1), float(gl_VertexID >> 1)) * 2.0 - 1.0;
+#endif
     vec2 pixel = mean + corner.x * axis_major + corner.y * axis_minor;
     gl_Position = vec4(pixel * u_pixel_to_ndc.xy + u_pixel_to_ndc.zw, 0.0, 1.0);
 #endif

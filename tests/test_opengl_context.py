@@ -25,6 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 needs_display = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display (run under xvfb-run)")
 
 
+def _no_context(reason: str):
+    """Skip, or fail under ``GGHEAD_REQUIRE_GPU=1``: a GPU run must not go green without GL ever running."""
+    if os.environ.get("GGHEAD_REQUIRE_GPU") == "1":
+        pytest.fail(f"GGHEAD_REQUIRE_GPU=1 but {reason}")
+    pytest.skip(reason)
+
+
 def _scene():
     g = (torch.tensor([[0.0, 0.0, 0.0], [0.05, 0.02, 0.1]]), torch.tensor([[1.0, 0, 0, 0], [0.9, 0.1, 0.3, 0.0]]),
          torch.tensor([[0.03, 0.02, 0.01], [0.02, 0.02, 0.02]]), torch.tensor([0.8, 0.6]),
@@ -81,7 +88,7 @@ def test_nothing_left_current_after_a_call():
     try:
         r = OpenGLRasterizer(context="egl")
     except OpenGLError as exc:
-        pytest.skip(f"no EGL context here: {exc}")
+        _no_context(f"no EGL context here: {exc}")
     try:
         assert CurrentContextSnapshot.capture().api == "none"
         r.rasterize(*_scene())
@@ -100,7 +107,7 @@ def test_callers_context_is_restored(glfw_window, kind):
     try:
         r = OpenGLRasterizer(context=kind)  # creation (glfw makes its new context current) must restore too
     except OpenGLError as exc:
-        pytest.skip(f"no {kind} context here: {exc}")
+        (_no_context if kind == "egl" else pytest.skip)(f"no {kind} context here: {exc}")
     assert CurrentContextSnapshot.capture() == before
     try:
         rgb, alpha, _ = r.rasterize(*_scene())
@@ -147,7 +154,7 @@ def test_render_inside_the_callers_context_keeps_its_state(glfw_window):
         own = OpenGLRasterizer(context="egl")
     except OpenGLError as exc:
         inside.close()
-        pytest.skip(f"no EGL context to compare with: {exc}")
+        _no_context(f"no EGL context to compare with: {exc}")
     try:
         a = inside.rasterize(*_scene())
         assert state() == expected
@@ -184,7 +191,7 @@ def test_worker_thread_render_beside_main_thread_context(glfw_window):
     t.start()
     t.join(60)
     if "skip" in results:
-        pytest.skip(f"no OpenGL context on a worker thread: {results['skip']}")
+        _no_context(f"no OpenGL context on a worker thread: {results['skip']}")
     assert results["alpha"] > 0.5 and results["after"] == "none"
     assert CurrentContextSnapshot.capture() == before and _same_window(glfw.get_current_context(), window)
 
@@ -268,3 +275,76 @@ def test_dearpygui_survives_our_rendering(tmp_path):
         pytest.skip(f"DearPyGui could not open a viewport here: {tail.splitlines()[-1]}")
     assert proc.returncode == 0, tail
     assert "OK" in proc.stdout
+
+
+def test_probe_child_gets_our_sys_path_and_no_isolation(monkeypatch):
+    """PyOpenGL reachable only through PYTHONPATH or a sys.path edit must also be found by the probe's
+    child: it runs without ``-I`` and gets our sys.path as PYTHONPATH."""
+    from gghead_core.render import _opengl_context as ctx_mod
+
+    seen = {}
+
+    def fake_run(args, **kwargs):
+        seen["args"], seen["env"] = args, kwargs.get("env")
+        raise OSError("not started (test)")
+
+    monkeypatch.setattr(ctx_mod.subprocess, "run", fake_run)
+    monkeypatch.setattr(ctx_mod, "_PROBE_CACHE", {})
+    ok, reason = ctx_mod.probe_in_subprocess("egl")
+    assert not ok and "could not start" in reason
+    assert "-I" not in seen["args"] and seen["args"][1].endswith("_opengl_context.py")
+    child_path = seen["env"]["PYTHONPATH"].split(os.pathsep)
+    assert [p for p in sys.path if p and os.path.isdir(p)] == [p for p in dict.fromkeys(child_path)]
+
+
+def test_probe_finds_pyopengl_that_only_our_sys_path_has(tmp_path):
+    """End to end: a parent interpreter that reaches PyOpenGL only through a sys.path edit (the base
+    interpreter of this venv, whose own site-packages lack it) still gets a working probe."""
+    base = getattr(sys, "_base_executable", None)
+    if not base or sys.prefix == sys.base_prefix:
+        pytest.skip("not in a virtual environment: no interpreter without PyOpenGL to start from")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    if subprocess.run([base, "-c", "import OpenGL"], capture_output=True, env=env).returncode == 0:
+        pytest.skip(f"{base} imports PyOpenGL by itself: cannot emulate a PYTHONPATH-only PyOpenGL")
+    import OpenGL
+
+    site = str(Path(OpenGL.__file__).resolve().parents[1])
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(REPO)!r}, {site!r}]
+        from gghead_core.render._opengl_context import probe_in_subprocess
+        ok, reason = probe_in_subprocess("egl")
+        print("RESULT", ok, reason)
+        """
+    )
+    proc = subprocess.run([base, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), proc.stderr[-300:])
+    if "No module named" in line:
+        pytest.fail(f"the probe's child did not see the parent's sys.path: {line}")
+    ok_here, why_here = probe_in_subprocess("egl")
+    assert line.startswith(f"RESULT {ok_here}"), (line, why_here)
+
+
+def test_hardware_only_egl_and_cuda_preference_fall_back_cleanly():
+    """Without a hardware EGL device, asking for one fails with one line, and 'auto' with a CUDA device to
+    match still ends up on whatever context exists (here Mesa), saying which."""
+    from gghead_core.render._opengl_context import EglSurfacelessContext, create_context
+
+    try:
+        hw = EglSurfacelessContext(hardware_only=True, cuda_device=0)
+    except OpenGLError as exc:
+        assert "no hardware EGL device" in str(exc) and "\n" not in str(exc)
+    else:  # a GPU machine: the device it picked is a hardware one
+        try:
+            assert hw.describe().startswith("egl device")
+        finally:
+            hw.destroy()
+    try:
+        ctx = create_context("auto", cuda_device=0)
+    except OpenGLError as exc:
+        _no_context(f"no OpenGL context here: {exc}")
+    try:
+        assert ctx.describe().split()[0] in ("egl", "glfw")
+    finally:
+        ctx.destroy()

@@ -3,6 +3,8 @@ order (ascending depth, ties by index), for sizes that exercise the padding and 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -40,12 +42,19 @@ def test_cpu_order_is_a_stable_argsort():
     assert np.array_equal(cpu_depth_order(means, viewmat), np.argsort(depth, kind="stable"))
 
 
+def _no_context(reason: str):
+    """Skip, or fail under ``GGHEAD_REQUIRE_GPU=1``: a GPU run must not go green without GL ever running."""
+    if os.environ.get("GGHEAD_REQUIRE_GPU") == "1":
+        pytest.fail(f"GGHEAD_REQUIRE_GPU=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def gpu_rasterizer():
     try:
         r = OpenGLRasterizer(context="egl", sort="gpu")
     except OpenGLError as exc:
-        pytest.skip(f"no OpenGL 4.3 (compute shader) context here: {exc}")
+        _no_context(f"no OpenGL 4.3 (compute shader) context here: {exc}")
     yield r
     r.close()
 
@@ -79,7 +88,7 @@ def test_gpu_and_cpu_sorted_renders_agree(gpu_rasterizer):
     try:
         cpu = OpenGLRasterizer(context="egl", sort="cpu")
     except OpenGLError as exc:
-        pytest.skip(f"no OpenGL context here: {exc}")
+        _no_context(f"no OpenGL context here: {exc}")
     try:
         g = _scene(2000, seed=5)
         g[2] = torch.full((2000, 3), 0.03)

@@ -29,7 +29,11 @@ Contexts offered (``create_context(kind)``):
 * ``"current"``: no context of our own; wraps the context that is current when the rasterizer is created
   (e.g. inside DearPyGui's render loop) and checks on every use that it is still the current one.
 * ``"auto"``: on the main thread, ``glfw`` when a display exists and glfw works, else ``egl``; on other
-  threads ``egl`` first (glfw may only create windows on the main thread), then ``glfw``.
+  threads ``egl`` first (glfw may only create windows on the main thread), then ``glfw``. When torch has
+  CUDA (checked only if torch is already imported), a *hardware* EGL device comes first, the one matching
+  torch's current CUDA device when the driver says (``EGL_NV_device_cuda``): under ``xvfb-run`` glfw would
+  otherwise pick Mesa's GLX on the CPU. Every context logs (logger ``gghead_core.render.opengl``) and
+  records in ``platform`` how it was made.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -47,6 +52,8 @@ from dataclasses import dataclass, field
 from typing import Iterator, Literal
 
 ContextKind = Literal["auto", "glfw", "egl", "current"]
+
+log = logging.getLogger("gghead_core.render.opengl")
 
 _EGL_OPENGL_API = 0x30A2
 _EGL_DRAW = 0x3059
@@ -63,6 +70,7 @@ _EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT = 0x0001
 _EGL_PLATFORM_DEVICE_EXT = 0x313F
 _EGL_PLATFORM_SURFACELESS_MESA = 0x31DD
 _EGL_EXTENSIONS = 0x3055
+_EGL_CUDA_DEVICE_NV = 0x323A  # EGL_NV_device_cuda: the CUDA device ordinal of an EGL device
 
 # (major, minor) tried in order: 4.3 gives compute shaders (GPU sort); 3.3 still renders with a CPU sort.
 _GL_VERSIONS = ((4, 3), (3, 3))
@@ -308,6 +316,10 @@ class GLContext:
     def destroy(self) -> None:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """How the context was made, e.g. ``"egl device 0 (CUDA 0)"``, ``"egl surfaceless"``, ``"glfw (glx)"``."""
+        return f"{self.kind} ({self.api})"
+
     @property
     def owns_context(self) -> bool:
         return True
@@ -406,7 +418,12 @@ class EglSurfacelessContext(GLContext):
     kind = "egl"
     api = "egl"
 
-    def __init__(self) -> None:
+    def __init__(self, *, hardware_only: bool = False, cuda_device: int | None = None) -> None:
+        """``hardware_only``: skip Mesa's surfaceless (software) platform. ``cuda_device``: try the EGL device
+        whose ``EGL_CUDA_DEVICE_NV`` equals this CUDA ordinal first (multi-GPU hosts: GL and CUDA on one
+        GPU)."""
+        self._hardware_only = hardware_only
+        self._cuda_device = cuda_device
         libs = _Libs.load()
         if libs.egl is None:
             raise OpenGLError("libEGL.so.1 not found (install libegl1 + a Mesa or vendor EGL driver)")
@@ -422,7 +439,8 @@ class EglSurfacelessContext(GLContext):
                 break
             self._egl.eglTerminate(display)
         if self.context is None:
-            raise OpenGLError("EGL: no usable OpenGL context (" + "; ".join(errors[-3:] or ["no display"]) + ")")
+            what = "no hardware EGL device" if hardware_only else "no usable OpenGL context"
+            raise OpenGLError(f"EGL: {what} (" + "; ".join(errors[-3:] or ["no display"]) + ")")
 
     def _proc(self, name: str, restype, *argtypes):
         address = self._egl.eglGetProcAddress(name.encode())
@@ -444,18 +462,39 @@ class EglSurfacelessContext(GLContext):
             devices = (vp * 16)()
             count = ctypes.c_int(0)
             if query_devices(16, devices, ctypes.byref(count)):
+                hardware = []
                 for i in range(count.value):
                     exts = (query_device_string(devices[i], _EGL_EXTENSIONS) or b"") if query_device_string else b""
                     if b"EGL_MESA_device_software" in exts:
                         continue  # the surfaceless platform below covers llvmpipe
+                    hardware.append((self._cuda_ordinal(devices[i], exts), i))
+                if self._cuda_device is not None:
+                    # The device CUDA renders on first; devices without a CUDA ordinal keep their order after it.
+                    hardware.sort(key=lambda item: item[0] != self._cuda_device)
+                for cuda, i in hardware:
                     display = get_platform_display(_EGL_PLATFORM_DEVICE_EXT, devices[i], None)
                     if display and self._initialize(display, errors):
-                        yield f"device {i}", display
+                        yield f"device {i}" + (f" (CUDA {cuda})" if cuda is not None else ""), display
+        else:
+            errors.append("eglQueryDevicesEXT unavailable")
+        if self._hardware_only:
+            return
         display = get_platform_display(_EGL_PLATFORM_SURFACELESS_MESA, None, None)
         if display and self._initialize(display, errors):
             yield "surfaceless", display
         elif not display:
             errors.append("no Mesa surfaceless EGL platform")
+
+    def _cuda_ordinal(self, device, exts: bytes) -> int | None:
+        """The CUDA device ordinal of an EGL device (``EGL_NV_device_cuda``), or None when not reported."""
+        if b"EGL_NV_device_cuda" not in exts:
+            return None
+        query = self._proc("eglQueryDeviceAttribEXT", ctypes.c_uint, ctypes.c_void_p, ctypes.c_int,
+                           ctypes.POINTER(ctypes.c_ssize_t))
+        value = ctypes.c_ssize_t(-1)
+        if query is None or not query(device, _EGL_CUDA_DEVICE_NV, ctypes.byref(value)):
+            return None
+        return int(value.value)
 
     def _initialize(self, display: int, errors: list[str]) -> bool:
         major, minor = ctypes.c_int(0), ctypes.c_int(0)
@@ -487,6 +526,9 @@ class EglSurfacelessContext(GLContext):
                 return ctx
             errors.append(f"eglCreateContext {major}.{minor} core failed (0x{self._egl.eglGetError():x})")
         return None
+
+    def describe(self) -> str:
+        return f"egl {self.platform}"
 
     def make_current(self) -> None:
         self._egl.eglBindAPI(_EGL_OPENGL_API)
@@ -544,26 +586,58 @@ class ExternalContext(GLContext):
         return False
 
 
-def create_context(kind: ContextKind = "auto") -> GLContext:
-    """Create (or wrap, for ``"current"``) a context; raises :class:`OpenGLError` with a one-line reason."""
+def cuda_device_index() -> int | None:
+    """torch's current CUDA device when torch is *already imported* and has CUDA, else None.
+
+    This module must not import torch (the probe runs it as a plain script), and a process that never
+    imported torch renders nothing with CUDA anyway.
+    """
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return int(torch.cuda.current_device())
+    except Exception:  # a broken CUDA set-up: behave as without CUDA
+        return None
+    return None
+
+
+def create_context(kind: ContextKind = "auto", *, cuda_device: int | None = None) -> GLContext:
+    """Create (or wrap, for ``"current"``) a context; raises :class:`OpenGLError` with a one-line reason.
+
+    ``cuda_device`` (default: :func:`cuda_device_index`): with CUDA present, ``"auto"`` tries a hardware EGL
+    device first (matching that CUDA device), before glfw and before Mesa's software EGL.
+    """
     if kind == "current":
         return ExternalContext()
+    if cuda_device is None:
+        cuda_device = cuda_device_index()
     if kind == "glfw":
-        return GlfwHiddenContext()
+        return _logged(GlfwHiddenContext())
     if kind == "egl":
-        return EglSurfacelessContext()
+        return _logged(EglSurfacelessContext(cuda_device=cuda_device))
     if kind != "auto":
         raise ValueError(f"unknown OpenGL context kind {kind!r} (auto|glfw|egl|current)")
     reasons = []
     order = ["glfw", "egl"] if threading.current_thread() is threading.main_thread() else ["egl", "glfw"]
+    if cuda_device is not None:
+        order = ["egl-device"] + order
     for name in order:
         if name == "glfw" and not has_display():
             continue
         try:
-            return GlfwHiddenContext() if name == "glfw" else EglSurfacelessContext()
+            if name == "glfw":
+                return _logged(GlfwHiddenContext())
+            if name == "egl-device":
+                return _logged(EglSurfacelessContext(hardware_only=True, cuda_device=cuda_device))
+            return _logged(EglSurfacelessContext(cuda_device=cuda_device))
         except OpenGLError as exc:
             reasons.append(f"{name}: {exc}")
     raise OpenGLError("; ".join(reasons) or "no way to create an OpenGL context")
+
+
+def _logged(context: GLContext) -> GLContext:
+    log.info("OpenGL context: %s", context.describe())
+    return context
 
 
 @contextmanager
@@ -606,10 +680,10 @@ _PROBE_CACHE: dict[str, tuple[bool, str]] = {}
 _PROBE_LOCK = threading.Lock()
 
 
-def probe_current_process(kind: ContextKind = "auto") -> dict:
+def probe_current_process(kind: ContextKind = "auto", cuda_device: int | None = None) -> dict:
     """Create a context, read its strings and limits, destroy it. Used by the child process of the probe."""
     prepare_pyopengl()
-    ctx = create_context(kind)
+    ctx = create_context(kind, cuda_device=cuda_device)
     try:
         with activated(ctx):
             from OpenGL import GL
@@ -621,6 +695,7 @@ def probe_current_process(kind: ContextKind = "auto") -> dict:
             info = {
                 "kind": ctx.kind,
                 "api": ctx.api,
+                "platform": ctx.describe(),
                 "renderer": text(GL.GL_RENDERER),
                 "vendor": text(GL.GL_VENDOR),
                 "version": text(GL.GL_VERSION),
@@ -632,26 +707,39 @@ def probe_current_process(kind: ContextKind = "auto") -> dict:
     return info
 
 
+def _child_env() -> dict[str, str]:
+    """The environment for the probe's child: ours, plus our ``sys.path`` as ``PYTHONPATH``, so the child
+    imports exactly what we would (PyOpenGL from a PYTHONPATH entry, a user site, a ``sys.path`` edit).
+    The script's own folder is not a risk: it holds only this package's modules."""
+    env = dict(os.environ)
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
 def probe_in_subprocess(kind: ContextKind = "auto", timeout_s: float = 20.0) -> tuple[bool, str]:
     """(ok, reason) for 'can this machine make an offscreen OpenGL >= 3.3 context?', cached per process.
 
     Runs this file as a script in a child interpreter (no torch import, about 0.3 s) so that a driver crash
-    cannot take the caller down.
+    cannot take the caller down. The child sees our ``sys.path`` and, when torch has CUDA here, prefers the
+    same hardware EGL device the rasterizer would. On success the reason names the renderer and how the
+    context was made, e.g. ``"NVIDIA H200/PCIe/SSE2, 4.6.0 NVIDIA 570.86 via egl device 0 (CUDA 0)"``.
     """
+    cuda = cuda_device_index()
     with _PROBE_LOCK:
-        key = f"{kind}|{os.environ.get('DISPLAY', '')}|{os.environ.get('WAYLAND_DISPLAY', '')}"
+        key = f"{kind}|{os.environ.get('DISPLAY', '')}|{os.environ.get('WAYLAND_DISPLAY', '')}|{cuda}"
         if key in _PROBE_CACHE:
             return _PROBE_CACHE[key]
+        args = [sys.executable, os.path.abspath(__file__), "--probe", kind]
+        if cuda is not None:
+            args += ["--cuda", str(cuda)]
         try:
-            proc = subprocess.run(
-                [sys.executable, "-I", os.path.abspath(__file__), "--probe", kind],
-                capture_output=True, text=True, timeout=timeout_s,
-            )
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, env=_child_env())
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode == 0 and lines:
                 info = json.loads(lines[-1])
                 if info.get("ok"):
-                    result = (True, f"{info['renderer']}, {info['version']} via {info['kind']}")
+                    result = (True, f"{info['renderer']}, {info['version']} via {info.get('platform', info['kind'])}")
                 else:
                     result = (False, info.get("error", "unknown error"))
             else:
@@ -662,12 +750,15 @@ def probe_in_subprocess(kind: ContextKind = "auto", timeout_s: float = 20.0) -> 
         except OSError as exc:
             result = (False, f"context probe could not start: {exc}")
         _PROBE_CACHE[key] = result
+        log.info("OpenGL probe (%s): %s", kind, result[1])
         return result
 
 
 if __name__ == "__main__" and len(sys.argv) >= 2 and sys.argv[1] == "--probe":
     try:
-        _info = probe_current_process(sys.argv[2] if len(sys.argv) > 2 else "auto")  # type: ignore[arg-type]
+        _kind = sys.argv[2] if len(sys.argv) > 2 else "auto"
+        _cuda = int(sys.argv[sys.argv.index("--cuda") + 1]) if "--cuda" in sys.argv else None
+        _info = probe_current_process(_kind, cuda_device=_cuda)  # type: ignore[arg-type]
         _info["ok"] = True
     except Exception as _exc:  # report, never crash silently
         _info = {"ok": False, "error": f"{type(_exc).__name__}: {_exc}".splitlines()[0][:300]}
