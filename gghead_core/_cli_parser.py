@@ -254,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=("ply", "splat"), help="default: from the extension")
     _output_options(p, "output .ply or .splat")
 
+    p = add("export-uv", "write the head's UV attribute maps (16-bit PNGs, a .npz of floats, a manifest) into a folder")
+    _latent_options(p)
+    _output_options(p, "output folder DIR/ (uv maps, uv_maps.npz, uv_maps.json and recipe.json go inside)")
+
     p = add("replay", "run a recipe (.json sidecar) again")
     p.add_argument("recipe", metavar="RECIPE.json")
     p.add_argument("--out", default=None, metavar="PATH", help="output path (default: the recipe's)")

@@ -131,6 +131,8 @@ def make_job(args: argparse.Namespace) -> Any:
     if cmd == "export-ply":
         fmt = args.format or ex.check_extension(args.out, ex.GAUSSIAN_EXTENSIONS)[1:]
         return jobs.ExportJob(latent=_latent(args), format=fmt)
+    if cmd == "export-uv":
+        return jobs.ExportUVJob(latent=_latent(args))
     raise UsageError(f"unknown command {cmd!r}")  # pragma: no cover - the parser only dispatches known commands
 
 
@@ -300,6 +302,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "interpolate": cmd_render_like,
     "grid": cmd_render_like,
     "export-ply": cmd_render_like,
+    "export-uv": cmd_render_like,
     "replay": cmd_replay,
 }
 

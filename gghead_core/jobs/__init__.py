@@ -23,6 +23,7 @@ from gghead_core.jobs._runner import (
     run_job,
 )
 from gghead_core.jobs.export_gaussians import ExportJob
+from gghead_core.jobs.export_uv import ExportUVJob
 from gghead_core.jobs.grid import GridJob
 from gghead_core.jobs.interpolate import InterpolationJob
 from gghead_core.jobs.still import StillJob
@@ -35,6 +36,7 @@ JOB_TYPES: dict[str, type] = {
     InterpolationJob.command: InterpolationJob,
     GridJob.command: GridJob,
     ExportJob.command: ExportJob,
+    ExportUVJob.command: ExportUVJob,
 }
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "TURNTABLE_PATHS",
     "Cancelled",
     "ExportJob",
+    "ExportUVJob",
     "GridJob",
     "InterpolationJob",
     "JobContext",
