@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from gghead_core import InspectSpec
 from gghead_core.pipeline import CameraSpec, LatentSpec, RenderSettings
 
 RESOLUTIONS: tuple[int, ...] = (256, 512, 1024)
@@ -50,6 +51,9 @@ class RenderArgs:
     latent: LatentSpec = DEFAULT_LATENT
     camera: CameraSpec = field(default_factory=CameraSpec)
     settings: RenderSettings = DEFAULT_SETTINGS
+    # UV inspector's debug view (selection highlight, show only, centres, opacity floor): changes the picture,
+    # not the head, so it is not part of the latent; None = off. Captures ignore it.
+    inspect: InspectSpec | None = None
 
     def snapshot(self) -> "RenderArgs":
         """A copy the worker may keep (the parts are immutable, so a shallow copy is enough)."""

@@ -11,7 +11,9 @@ from .config import ConfigError, GeneratorConfig
 from .export import OutputError, RecipeError
 from .gaussians import Gaussians
 from .generator import Generator
+from .inspection import InspectSpec, inspect_view, inspect_view_indexed, pick_gaussian, selection_indices
 from .pipeline import Frame, LatentEdit, LatentSpec, RenderSettings, StyleMix, generate, make_ws, render_views
+from .uv_maps import MAP_INFO, MAP_NAMES, TexelMapping, UVMaps, colorize, texel_mapping, uv_maps
 from .vocabulary import (
     BACKENDS,
     MODES,
@@ -45,6 +47,9 @@ __all__ = [
     "Gaussians",
     "Generator",
     "GeneratorConfig",
+    "InspectSpec",
+    "MAP_INFO",
+    "MAP_NAMES",
     "LatentEdit",
     "LatentSpec",
     "Mode",
@@ -55,14 +60,23 @@ __all__ = [
     "ShRef",
     "SpecError",
     "StyleMix",
+    "TexelMapping",
+    "UVMaps",
     "__version__",
+    "colorize",
     "convert_checkpoint",
     "frontal_camera",
     "generate",
+    "inspect_view",
+    "inspect_view_indexed",
     "load_generator",
     "make_ws",
     "one_line",
     "parse_background",
+    "pick_gaussian",
     "render_views",
     "save_safetensors",
+    "selection_indices",
+    "texel_mapping",
+    "uv_maps",
 ]
