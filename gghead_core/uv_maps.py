@@ -134,10 +134,8 @@ class TexelMapping:
         if row0 >= row1 or col0 >= col1:
             return np.zeros(0, np.int64)
         rows = np.arange(row0, row1)
-        lo = self.start[rows * r + col0]
+        lo = self.start[rows * r + col0]  # texels of one row are contiguous in the CSR order
         hi = self.start[rows * r + col1]
-        if len(rows) == 0:
-            return np.zeros(0, np.int64)
         parts = [self.order[a:b] for a, b in zip(lo, hi) if b > a]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 

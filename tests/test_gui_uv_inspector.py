@@ -95,10 +95,12 @@ def _drive(out_dir: Path, screenshot: Path | None) -> dict:
             mx, my = int(cx0 + (c + 0.5) * 512 / ui.maps.resolution), int(cy0 + (r + 0.5) * 512 / ui.maps.resolution)
             _xdotool(v, f"xdotool mousemove {mx} {my} sleep 0.2")
             report["hover_box"] = list(v.args.inspect.box) if v.args.inspect and v.args.inspect.box else None
+            camera_before = v.args.camera
             _xdotool(v, f"xdotool mousemove {mx} {my} sleep 0.1 mousedown 1 sleep 0.15 mousemove {mx + 30} {my + 20} "
                         f"sleep 0.15 mousemove {mx + 60} {my + 40} sleep 0.15 mouseup 1 sleep 0.1 "
                         f"mousemove 5 {int(cy0) + 600} sleep 0.2")
             report["drag_box"] = list(v.args.inspect.box) if v.args.inspect and v.args.inspect.box else None
+            report["map_drag_left_camera_alone"] = v.args.camera == camera_before
             # a real click on the head picks too
             _xdotool(v, f"xdotool mousemove {int(mouse[0])} {int(mouse[1])} sleep 0.1 click 1 sleep 0.2")
             report["real_click_picked"] = v.args.inspect.picked if v.args.inspect else None
@@ -205,4 +207,5 @@ def test_real_mouse_hover_drag_and_click(report):
     assert (r1 - r0, c1 - c0) == (1, 1)
     r0, c0, r1, c1 = report["drag_box"]
     assert r1 - r0 > 2 and c1 - c0 > 2
+    assert report["map_drag_left_camera_alone"]  # the maps window sits over the view: no orbit through it
     assert report["real_click_picked"] is not None

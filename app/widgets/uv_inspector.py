@@ -394,6 +394,8 @@ class UVInspectorWidget(Widget):
         if s.box is not None:
             r0, c0, r1, c1 = s.box
             lines.append(f"selection: {self.selected_count} Gaussians in texel rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1}")
+        if s.show_only and s.box is None and s.picked is None:
+            lines.append("show only: nothing is selected, so nothing is drawn")
         if s.picked is not None and gen is not None and s.picked < gen.mapping.num_gaussians:
             r, c = gen.mapping.texel_of(s.picked)
             lines.append(f"picked: Gaussian {s.picked}, texel (row {r}, col {c})")
