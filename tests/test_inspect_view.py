@@ -190,3 +190,52 @@ def test_inspect_spec_validation():
     g = _blob([[0.0, 0.0, 0.0]], [0.5])
     with pytest.raises(ValueError, match="selection indices"):
         inspect_view(g, [3], InspectSpec(box=(0, 0, 1, 1)))
+
+
+def _wait(worker, request_id, timeout=120.0):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        res = worker.poll()
+        if res is not None and res.request_id >= request_id:
+            return res
+        if res is not None:
+            worker.pool.release(res.buffer)
+        time.sleep(0.01)
+    raise AssertionError("worker did not answer")
+
+
+def test_the_viewers_worker_applies_the_debug_view_on_every_backend(head):
+    """RenderArgs.inspect is applied before rendering: the worker's frame equals rendering
+    inspect_view(...) directly, on each backend available here."""
+    from dataclasses import replace
+
+    from app.state import RenderArgs
+    from app.worker import RenderWorker
+    from gghead_core.render import available_backends
+
+    G, g, mapping = head
+    latent = LatentSpec(seed=2)
+    spec = InspectSpec(box=_nose_box(g, mapping, half=6), centres=False, opacity_threshold=0.3)
+    w = RenderWorker(device="cpu", loader=lambda path, device: G)
+    try:
+        w.load_model("demo")
+        import time
+
+        deadline = time.time() + 30
+        while (ev := w.poll_model_event()) is None and time.time() < deadline:
+            time.sleep(0.01)
+        assert ev is not None and ev.ok
+        for backend in available_backends():
+            args = RenderArgs(latent=latent)
+            args.settings = replace(args.settings, resolution=64, backend=backend)
+            plain = _wait(w, w.submit(args)).buffer[..., :3].copy()
+            args.inspect = spec
+            shown = _wait(w, w.submit(args)).buffer[..., :3].copy()
+            direct = render(inspect_view(g, selection_indices(spec, mapping), spec), frontal_camera(), 64,
+                            backend=backend, background=args.settings.background).image[0].numpy()
+            np.testing.assert_array_equal(shown, direct, err_msg=backend)
+            assert np.abs(shown - plain).max() > 0.1, backend
+    finally:
+        w.close()
