@@ -39,6 +39,16 @@ def _drive(out_dir: Path, screenshot: Path | None) -> dict:
         ui.set_open(True)
         assert ui.wait_for_maps(120), ui.error
         report["map_shape"] = list(ui.map_image().shape)
+        # "export maps": the export-uv job into the output folder, in the background
+        assert ui.export_maps() is None
+        assert v.captures.join(120)
+        status = v.captures.status
+        report["export_error"] = status.error
+        folder = Path(status.output)
+        report["export_folder"] = folder.name
+        with np.load(folder / "uv_maps.npz") as data:
+            report["export_equals_shown"] = all(np.array_equal(data[k], ui.maps.maps[k]) for k in ui.maps.maps)
+        report["export_has_recipe"] = (folder / "recipe.json").is_file()
         report["maps_error"] = ui.error
         gen = v.worker.latents
         g = gen.cached(v.args.latent)
@@ -178,6 +188,12 @@ def report(tmp_path_factory) -> dict:
 def test_maps_window_shows_the_current_heads_maps(report):
     assert report["maps_error"] == ""
     assert report["map_shape"][2] == 4 and report["map_shape"][0] == report["map_shape"][1] >= 32
+
+
+def test_export_button_writes_the_shown_maps(report):
+    assert report["export_error"] is None
+    assert report["export_folder"] == "uv_maps_0001"
+    assert report["export_equals_shown"] and report["export_has_recipe"]
 
 
 def test_selection_tints_the_head_and_show_only_hides_the_rest(report):

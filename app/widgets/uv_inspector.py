@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import dearpygui.dearpygui as dpg
@@ -24,6 +25,7 @@ import numpy as np
 
 from app.state import clamp
 from app.widgets import Widget
+from gghead_core import jobs
 from gghead_core import (
     MAP_INFO,
     MAP_NAMES,
@@ -131,6 +133,25 @@ class UVInspectorWidget(Widget):
             dpg.configure_item(self.tag("window"), show=self.window_open)
         if dpg.does_item_exist(self.tag("open")):
             dpg.set_value(self.tag("open"), self.window_open)
+
+    def export_maps(self) -> str | None:
+        """Write the current head's maps (``export-uv``: PNGs, npz, manifest, recipe) into the next free
+        ``uv_maps_NNNN/`` of the output folder, in the background through the capture runner (progress and
+        cancel in the Capture panel). Returns an error sentence or None."""
+        gen = self.viewer.worker.latents
+        if gen is None:
+            return "export maps: no model loaded"
+        job = jobs.ExportUVJob(latent=self.viewer.args.latent)
+        folder = self.viewer.output_dir
+
+        def work(progress, cancel) -> Path:  # noqa: ANN001
+            path = next_free_folder(folder, "uv_maps")
+            jobs.run_job(gen.G, job, f"{path}/", progress=progress, cancel=cancel)
+            return path
+
+        if not self.viewer.captures.start("uv maps", work):
+            return "another capture is still running"
+        return None
 
     # ---- picking in the 3D view ----------------------------------------------------------------------------
 
@@ -254,10 +275,15 @@ class UVInspectorWidget(Widget):
         dpg.add_slider_float(label="opacity >=", tag=self.tag("opacity"), min_value=0.0, max_value=1.0,
                              default_value=s.opacity_threshold, format="%.2f",
                              callback=lambda _s, v: self.set_opacity_threshold(v))
-        dpg.add_button(label="clear selection", tag=self.tag("clear"), callback=lambda: self.clear_selection())
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="clear selection", tag=self.tag("clear"), callback=lambda: self.clear_selection())
+            dpg.add_button(label="export maps", tag=self.tag("export"), callback=lambda: self._on_export())
         dpg.add_text("", tag=self.tag("info"), wrap=340)
         dpg.add_text("hover or drag in the UV map to select (right click clears); click the head to pick; "
                      "the render panel's scale multiplies splat sizes", wrap=340, color=(150, 150, 150))
+
+    def _on_export(self) -> None:
+        self.error = self.export_maps() or ""
 
     def _build_window(self) -> None:
         self._built_window = True
@@ -388,7 +414,7 @@ class UVInspectorWidget(Widget):
             self.selected_count = 0 if gen is None or s.box is None else int(selection_indices(s, gen.mapping).size)
         lines = []
         if self.error:
-            lines.append(f"maps failed: {self.error}")
+            lines.append(self.error if self.error.startswith(("export", "another")) else f"maps failed: {self.error}")
         elif self.window_open and self.maps is None:
             lines.append("computing the maps ...")
         if s.box is not None:
@@ -421,3 +447,14 @@ class UVInspectorWidget(Widget):
         dpg.set_value(self.tag("centres"), s.centres)
         dpg.set_value(self.tag("centre_size"), s.centre_size)
         dpg.set_value(self.tag("opacity"), s.opacity_threshold)
+
+
+def next_free_folder(parent: Path, prefix: str) -> Path:
+    """``parent/prefix_NNNN`` with NNNN one above the highest number in use (folders are never reused)."""
+    highest = 0
+    if parent.is_dir():
+        for p in parent.iterdir():
+            head, _, num = p.name.rpartition("_")
+            if head == prefix and num.isdigit():
+                highest = max(highest, int(num))
+    return parent / f"{prefix}_{highest + 1:04d}"
