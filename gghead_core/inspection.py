@@ -234,6 +234,8 @@ def pick_gaussian(
     """
     if g.batch_size != 1:
         raise ValueError(f"pick_gaussian works on one head (B = 1), got B = {g.batch_size}")
+    if not 0.0 < float(min_alpha) < 1.0:
+        raise ValueError(f"min_alpha must be between 0 and 1, got {min_alpha}")
     if not hasattr(camera, "world2cam"):
         camera = camera.to_camera()  # a CameraSpec
     width, height = (resolution, resolution) if isinstance(resolution, int) else resolution
@@ -247,9 +249,15 @@ def pick_gaussian(
     zs = z.clamp_min(1e-9)
     mx = fx * p_cam[:, 0] / zs + cx - 0.5
     my = fy * p_cam[:, 1] / zs + cy - 0.5
-    # Cheap pre-filter: a footprint never reaches beyond 3 sqrt(lambda_max) + a dilation margin.
+    # Cheap pre-filter, conservative: alpha >= min_alpha needs a Mahalanobis distance below
+    # sqrt(2 ln(1 / min_alpha)) (2.45 for 0.05; we allow 3), and the 2D standard deviation is at most
+    # (f / z) s_max sqrt(1 + (x/z)^2 + (y/z)^2) (the Jacobian's largest singular value) plus the dilation.
     smax = g.scales[0].to(dt).max(dim=1).values * float(scale_modifier)
-    reach = 3.0 * (fx * smax / zs) * 1.5 + 3.0 * math.sqrt(LOW_PASS) + 2.0
+    lim_x, lim_y = 1.3 * 0.5 * width / fx, 1.3 * 0.5 * height / fy
+    jnorm = torch.sqrt(1 + torch.minimum(p_cam[:, 0].abs() / zs, lim_x) ** 2
+                       + torch.minimum(p_cam[:, 1].abs() / zs, lim_y) ** 2)
+    sigma_max = max(3.0, math.sqrt(2.0 * math.log(1.0 / min_alpha)))
+    reach = sigma_max * (fx * smax / zs * jnorm + math.sqrt(LOW_PASS)) + 1.0
     near = (z > NEAR_CULL) & ((mx - x).abs() <= reach) & ((my - y).abs() <= reach)
     near &= g.opacities[0] >= min_alpha
     idx = torch.nonzero(near).squeeze(1)
@@ -260,7 +268,6 @@ def pick_gaussian(
     cov_cam = viewmat[:3, :3] @ (rs @ rs.transpose(1, 2)) @ viewmat[:3, :3].T
     zz = z[idx]
     # The rasterizers clamp x/z, y/z to 1.3 tan(fov/2) in the Jacobian; only off-screen Gaussians are affected.
-    lim_x, lim_y = 1.3 * 0.5 * width / fx, 1.3 * 0.5 * height / fy
     tx = (p_cam[idx, 0] / zz).clamp(-lim_x, lim_x) * zz
     ty = (p_cam[idx, 1] / zz).clamp(-lim_y, lim_y) * zz
     zeros = torch.zeros_like(zz)

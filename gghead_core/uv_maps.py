@@ -76,7 +76,9 @@ MAP_INFO: dict[str, MapInfo] = {
     "color": MapInfo(3, (0.0, 1.0), False, "", "SH DC term as RGB (C0 * dc + 0.5), the view-independent colour"),
     "template_position": MapInfo(3, None, True, "world units",
                                  "template point per texel (the UV layout), x, y, z as R, G, B"),
-    "template_coverage": MapInfo(1, (0.0, 1.0), False, "", "texels the template mesh covers"),
+    "template_coverage": MapInfo(1, (0.0, 1.0), False, "",
+                                 "texels the template mesh covers (where its position map is non-zero: "
+                                 "checkpoints do not store the coverage mask itself)"),
     "spawn_count": MapInfo(1, None, False, "Gaussians", "number of Gaussians each texel owns"),
     "spawn_mask": MapInfo(1, (0.0, 1.0), False, "", "texels that own at least one Gaussian"),
 }

@@ -239,3 +239,45 @@ def test_the_viewers_worker_applies_the_debug_view_on_every_backend(head):
             assert np.abs(shown - plain).max() > 0.1, backend
     finally:
         w.close()
+
+
+def test_pick_footprint_matches_an_independent_projection():
+    """A stretched, rotated Gaussian near the edge of a wide (80 degree) view: the pick's footprint test agrees
+    with alpha computed from a finite-difference Jacobian of the pinhole projection (no shared code)."""
+    import math
+
+    cam = CameraSpec(yaw_deg=20.0, pitch_deg=-10.0, fov_deg=80.0).to_camera()
+    res = 96
+    half = math.sqrt(0.5)
+    g = Gaussians(means=torch.tensor([[[0.9, 0.55, 0.3]]]), quats=torch.tensor([[[half, 0.0, 0.0, half]]]),
+                  scales=torch.tensor([[[0.08, 0.01, 0.02]]]), opacities=torch.tensor([[0.9]]),
+                  sh=torch.zeros(1, 1, 4, 3))
+    w2c = cam.world2cam()
+    K = cam.intrinsics_pixels(res)
+
+    def proj(p):
+        pc = w2c[:3, :3] @ p + w2c[:3, 3]
+        return np.array([K[0, 0] * pc[0] / pc[2] + K[0, 2] - 0.5, K[1, 1] * pc[1] / pc[2] + K[1, 2] - 0.5])
+
+    mean = g.means[0, 0].double().numpy()
+    eps = 1e-6
+    jac = np.stack([(proj(mean + eps * e) - proj(mean - eps * e)) / (2 * eps) for e in np.eye(3)], axis=1)
+    rot = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # w=x=0: 90 degrees about z
+    cov3 = rot @ np.diag([0.08, 0.01, 0.02]) ** 2 @ rot.T
+    cov2 = jac @ cov3 @ jac.T + 0.3 * np.eye(2)
+    centre = proj(mean)
+    assert 0 <= centre[0] < res and 0 <= centre[1] < res
+    inv = np.linalg.inv(cov2)
+    evals, evecs = np.linalg.eigh(cov2)
+    axis = evecs[:, 1]  # the long axis on screen
+    hits = 0
+    for alpha_want in (0.2, 0.08, 0.03, 0.01):
+        m2 = 2 * math.log(0.9 / alpha_want)  # Mahalanobis^2 where alpha = alpha_want
+        d = axis * math.sqrt(m2 / (axis @ inv @ axis))
+        x, y = centre + d
+        expected = 0 if alpha_want >= 0.05 else None
+        assert pick_gaussian(g, cam, res, float(x), float(y)) == expected, alpha_want
+        hits += expected == 0
+    assert hits == 2
+    with pytest.raises(ValueError, match="min_alpha"):
+        pick_gaussian(g, cam, res, 1.0, 1.0, min_alpha=0.0)
