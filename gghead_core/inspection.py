@@ -105,7 +105,7 @@ class InspectSpec:
         tinting = self.highlight and self.tint_strength > 0 and (self.box is not None or self.picked is not None)
         return tinting or self.show_only or self.centres or self.opacity_threshold > 0
 
-    def cleared(self) -> "InspectSpec":
+    def cleared(self) -> InspectSpec:
         """The same view options without a selection."""
         return replace(self, box=None, picked=None)
 

@@ -268,7 +268,7 @@ def test_pick_footprint_matches_an_independent_projection():
     centre = proj(mean)
     assert 0 <= centre[0] < res and 0 <= centre[1] < res
     inv = np.linalg.inv(cov2)
-    evals, evecs = np.linalg.eigh(cov2)
+    _, evecs = np.linalg.eigh(cov2)
     axis = evecs[:, 1]  # the long axis on screen
     hits = 0
     for alpha_want in (0.2, 0.08, 0.03, 0.01):

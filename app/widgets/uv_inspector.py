@@ -25,13 +25,13 @@ import numpy as np
 
 from app.state import clamp
 from app.widgets import Widget
-from gghead_core import jobs
 from gghead_core import (
     MAP_INFO,
     MAP_NAMES,
     InspectSpec,
     colorize,
     inspect_view_indexed,
+    jobs,
     one_line,
     pick_gaussian,
     selection_indices,

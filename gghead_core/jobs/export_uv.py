@@ -79,7 +79,7 @@ def npz_arrays(maps: UVMaps) -> dict[str, np.ndarray]:
 
 def _write_npz(path: Path, maps: UVMaps) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to the temp name
-        np.savez_compressed(fh, **npz_arrays(maps))
+        np.savez_compressed(fh, **npz_arrays(maps))  # type: ignore[arg-type]  # numpy stubs: allow_pickle
 
 
 def manifest(maps: UVMaps) -> dict[str, Any]:
