@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from gghead_core import Timeline
+from gghead_core import InspectSpec
 from gghead_core.pipeline import CameraSpec, LatentSpec, RenderSettings
 
 RESOLUTIONS: tuple[int, ...] = (256, 512, 1024)
@@ -67,6 +68,9 @@ class RenderArgs:
     camera: CameraSpec = field(default_factory=CameraSpec)
     settings: RenderSettings = DEFAULT_SETTINGS
     timeline: TimelinePreview | None = None
+    # UV inspector's debug view (selection highlight, show only, centres, opacity floor): changes the picture,
+    # not the head, so it is not part of the latent; None = off. Captures ignore it.
+    inspect: InspectSpec | None = None
 
     def snapshot(self) -> "RenderArgs":
         """A copy the worker may keep (the parts are immutable, so a shallow copy is enough)."""

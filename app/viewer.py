@@ -13,6 +13,7 @@ one DearPyGui frame; :func:`run_viewer` is the user entry point (``python main.p
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import sys
 import time
@@ -33,6 +34,7 @@ from app.worker import FrameResult, RenderWorker
 from gghead_core.pipeline import BACKENDS
 
 PANEL_WIDTH = 380
+CLICK_SLOP_PX = 4.0  # a left press and release closer than this on the head is a click (UV inspector pick)
 TITLE = "GGHead viewer"
 
 
@@ -106,6 +108,7 @@ class Viewer:
         self._closed = False
         self._last_time = 0.0
         self._drag: tuple[str, tuple[float, float]] | None = None  # ("orbit"|"pan", last mouse position)
+        self._press: tuple[float, float] | None = None  # where a left drag began (a release nearby is a click)
         self._wheel = 0.0
         self._keys: list[int] = []
         self._image_rect = (0.0, 0.0, 1.0)  # x, y, size of the image in viewport pixels
@@ -129,6 +132,7 @@ class Viewer:
         from app.widgets.render import RenderWidget
         from app.widgets.timeline import TimelineWidget
         from app.widgets.truncation import TruncationWidget
+        from app.widgets.uv_inspector import UVInspectorWidget
 
         self.model = ModelWidget(self)
         self.latent = LatentWidget(self)
@@ -137,9 +141,11 @@ class Viewer:
         self.render = RenderWidget(self, backends=self.backends)
         self.capture = CaptureWidget(self)
         self.perf = PerfWidget(self)
+        self.uv = UVInspectorWidget(self)
         self.widgets = [self.model, self.latent, self.truncation, self.camera, self.render, self.capture, self.perf]
         self.timeline = TimelineWidget(self)
         self.widgets.insert(self.widgets.index(self.capture) + 1, self.timeline)
+        self.widgets.append(self.uv)
 
         self._limit_torch_threads()
         dpg.create_context()
@@ -312,12 +318,16 @@ class Viewer:
         if self._drag is None:
             if hovered and left:
                 self._drag = ("orbit", mouse)
+                self._press = mouse
             elif hovered and other:
                 self._drag = ("pan", mouse)
         else:
             kind, last = self._drag
             if (kind == "orbit" and not left) or (kind == "pan" and not other):
                 self._drag = None
+                press, self._press = self._press, None
+                if kind == "orbit" and press is not None and math.dist(press, mouse) < CLICK_SLOP_PX:
+                    self.uv.on_view_click(mouse, self._image_rect)  # a click, not a drag: pick a Gaussian
             else:
                 dx, dy = mouse[0] - last[0], mouse[1] - last[1]
                 if dx or dy:

@@ -24,7 +24,7 @@ import torch
 from app.display import BufferPool
 from app.state import RenderArgs, TimelinePreview
 from gghead_core.pipeline import LatentSpec, make_ws
-from gghead_core import TimelineSampler, one_line
+from gghead_core import TimelineSampler, inspect_view, one_line, selection_indices, texel_mapping
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,14 @@ class LatentGenerator:
         self._gaussians: OrderedDict[LatentSpec, Any] = OrderedDict()
         self._max_gaussians = max_gaussians
         self._sampler: TimelineSampler | None = None  # the Timeline panel's preview (worker thread only)
+        self._mapping: Any = None
+
+    @property
+    def mapping(self) -> Any:
+        """The generator's texel <-> Gaussian mapping (:func:`gghead_core.texel_mapping`), made once."""
+        if self._mapping is None:
+            self._mapping = texel_mapping(self.G)
+        return self._mapping
 
     def cached(self, latent: LatentSpec) -> Any | None:
         key = latent.key()
@@ -304,6 +312,9 @@ class RenderWorker:
                 gaussians, timings = gen.timeline_gaussians(args.timeline)
             else:
                 gaussians, timings = gen.gaussians_for(args.latent)
+            if args.inspect is not None and args.inspect.changes_view:
+                # The UV inspector's debug view, applied to the Gaussians so every backend shows it.
+                gaussians = inspect_view(gaussians, selection_indices(args.inspect, gen.mapping), args.inspect)
             t0 = time.perf_counter()
             res = self.render_fn(gaussians, args.camera.to_camera(), **args.settings.render_kwargs())
             image = res.image[0]  # [R, R, 3] float in [0, 1] (not clamped above)

@@ -18,8 +18,10 @@ from .config import ConfigError, GeneratorConfig
 from .export import OutputError, OutputWriteError, RecipeError
 from .gaussians import Gaussians
 from .generator import Generator
+from .inspection import InspectSpec, inspect_view, inspect_view_indexed, pick_gaussian, selection_indices
 from .pipeline import Frame, LatentEdit, LatentSpec, RenderSettings, StyleMix, generate, make_ws, render_views
 from .timeline import EASES, LATENT_INTERPS, Keyframe, Timeline, TimelineSampler, load_timeline, save_timeline
+from .uv_maps import MAP_INFO, MAP_NAMES, TexelMapping, UVMaps, colorize, texel_mapping, uv_maps
 from .vocabulary import (
     BACKENDS,
     MODES,
@@ -56,6 +58,9 @@ __all__ = [
     "GeneratorConfig",
     "Keyframe",
     "LATENT_INTERPS",
+    "InspectSpec",
+    "MAP_INFO",
+    "MAP_NAMES",
     "LatentEdit",
     "LatentSpec",
     "Mode",
@@ -69,16 +74,25 @@ __all__ = [
     "StyleMix",
     "Timeline",
     "TimelineSampler",
+    "TexelMapping",
+    "UVMaps",
     "__version__",
+    "colorize",
     "convert_checkpoint",
     "frontal_camera",
     "generate",
+    "inspect_view",
+    "inspect_view_indexed",
     "load_generator",
     "load_timeline",
     "make_ws",
     "one_line",
     "parse_background",
+    "pick_gaussian",
     "render_views",
     "save_safetensors",
     "save_timeline",
+    "selection_indices",
+    "texel_mapping",
+    "uv_maps",
 ]

@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_float_type, default=None, help="frames per second (default: the timeline's)")
     _render_options(p, 512)
     _output_options(p, "output .mp4, .gif or folder/ (numbered PNGs)")
+    p = add("export-uv", "write the head's UV attribute maps (16-bit PNGs, a .npz of floats, a manifest) into a folder")
+    _latent_options(p)
+    _output_options(p, "output folder DIR/ (uv maps, uv_maps.npz, uv_maps.json and recipe.json go inside)")
 
     p = add("replay", "run a recipe (.json sidecar) again")
     p.add_argument("recipe", metavar="RECIPE.json")

@@ -134,6 +134,8 @@ def make_job(args: argparse.Namespace) -> Any:
         return jobs.ExportJob(latent=_latent(args), format=fmt)
     if cmd == "timeline":
         return make_timeline_job(args)
+    if cmd == "export-uv":
+        return jobs.ExportUVJob(latent=_latent(args))
     raise UsageError(f"unknown command {cmd!r}")  # pragma: no cover - the parser only dispatches known commands
 
 
@@ -352,6 +354,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "grid": cmd_render_like,
     "export-ply": cmd_render_like,
     "timeline": cmd_render_like,
+    "export-uv": cmd_render_like,
     "replay": cmd_replay,
     "sample": cmd_sample,
 }

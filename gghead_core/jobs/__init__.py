@@ -23,6 +23,7 @@ from gghead_core.jobs._runner import (
     run_job,
 )
 from gghead_core.jobs.export_gaussians import ExportJob
+from gghead_core.jobs.export_uv import ExportUVJob
 from gghead_core.jobs.grid import GridJob
 from gghead_core.jobs.interpolate import InterpolationJob
 from gghead_core.jobs.still import StillJob
@@ -37,6 +38,7 @@ JOB_TYPES: dict[str, type] = {
     GridJob.command: GridJob,
     ExportJob.command: ExportJob,
     TimelineJob.command: TimelineJob,
+    ExportUVJob.command: ExportUVJob,
 }
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "TURNTABLE_PATHS",
     "Cancelled",
     "ExportJob",
+    "ExportUVJob",
     "GridJob",
     "InterpolationJob",
     "JobContext",

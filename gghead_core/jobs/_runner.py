@@ -27,7 +27,7 @@ from gghead_core.vocabulary import SpecError
 
 Progress = Callable[[int, int], None]
 GenerateFn = Callable[[LatentSpec], Gaussians]
-OutputKind = Literal["image", "video", "gaussians"]
+OutputKind = Literal["image", "video", "gaussians", "folder"]
 
 
 class Cancelled(Exception):
@@ -75,6 +75,8 @@ def check_output(job: Any, out: str | os.PathLike, overwrite: bool) -> OutputTar
     ``x.d/`` is a folder."""
     raw = os.fspath(out)
     kind = job.output_kind
+    if kind == "folder":
+        return _check_folder_output(job, raw, overwrite)
     if kind == "video":
         ext = ex.check_extension(raw, ex.VIDEO_EXTENSIONS, allow_folder=True)
         settings: RenderSettings = job.settings
@@ -100,6 +102,23 @@ def check_output(job: Any, out: str | os.PathLike, overwrite: bool) -> OutputTar
     ex.check_output_file(path, overwrite=overwrite)
     ex.check_output_file(ex.sidecar_path(path, folder=False), overwrite=overwrite)
     return OutputTarget(path, folder=False)
+
+
+def _check_folder_output(job: Any, raw: str, overwrite: bool) -> OutputTarget:
+    """A job that writes a fixed set of named files (``job.output_names()``) plus ``recipe.json`` into a folder:
+    refuse a file path, an extension, or a folder that already holds any of those files (unless overwrite)."""
+    path = Path(raw)
+    if not ex.is_folder_target(raw):
+        raise ex.OutputError(f"{job.command} writes a folder: give a folder path ending in / (got {raw!r})")
+    if path.exists() and not path.is_dir():
+        raise ex.OutputError(f"output {raw!r} is a file, not a folder")
+    names = set(job.output_names()) | {ex.FOLDER_RECIPE_NAME}
+    if path.is_dir() and not overwrite:
+        taken = sorted(p.name for p in path.iterdir() if p.name in names)
+        if taken:
+            raise ex.OutputError(f"folder {raw!r} already holds {taken[0]} (use --overwrite to replace the outputs)")
+    ex.check_parent_writable(path)
+    return OutputTarget(path, folder=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -204,6 +223,19 @@ class JobContext:
 
     def write_image(self, image: np.ndarray, recipe: ex.Recipe) -> None:
         self.write_single(lambda p: ex.write_png(p, image), recipe)
+
+    def write_folder(self, writers: dict[str, Callable[[Path], None]], recipe: ex.Recipe) -> None:
+        """Named files into the target folder plus its ``recipe.json``, all at once or not at all: each
+        ``writers[name](temp_path)`` writes one file to a temp name beside its final one; the names are only
+        taken when every file was written (cancel is checked between files). Other files in the folder are
+        left alone (unlike a frame folder, whose stale frames an overwrite removes)."""
+        folder = self.target.path
+        with ex.OutputTransaction(self.overwrite) as tx:
+            for name, write in writers.items():
+                self.check_cancel()
+                write(tx.file(folder / name))
+            self.check_cancel()
+            ex.write_recipe(tx.file(folder / ex.FOLDER_RECIPE_NAME), recipe)
 
     def write_video(self, frames: Iterable[np.ndarray], n_frames: int, fps: float,
                     make_recipe: Callable[[], ex.Recipe]) -> None:
