@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from app.state import RenderArgs
 from gghead_core import jobs
-from gghead_core import OutputError, Timeline, one_line
+from gghead_core import OutputError, OutputWriteError, Timeline, one_line
 
 
 class CaptureError(ValueError):
