@@ -272,8 +272,8 @@ def cmd_replay(args: argparse.Namespace, argv: list[str]) -> int:
         path = Path(ckpt) if ckpt is not None else DEMO_CHECKPOINT
         try:
             have = file_sha256(path)
-        except OSError as exc:
-            raise ReplayMismatch(f"cannot read checkpoint {str(path)!r}: {exc.strerror or exc}") from None
+        except (OSError, ValueError) as exc:  # ValueError: not a regular file
+            raise ReplayMismatch(f"cannot read checkpoint {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
         if have != want:
             raise ReplayMismatch(
                 f"checkpoint {str(path)!r} (sha256 {have[:12]}...) is not the one the recipe was made with "

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from gghead_core import export as ex
+from gghead_core._files import file_sha256
 from gghead_core.camera import Camera
 from gghead_core.dataset import sharding
 from gghead_core.dataset.cameras import CameraDistribution, camera_label, opengl_cam2world
@@ -325,9 +326,10 @@ def run_sample(
         if ctx.is_main:
             try:
                 try:
-                    sha = ex.file_sha256(ckpt_path)
-                except OSError as exc:
-                    raise DatasetError(f"cannot read checkpoint {os.fspath(ckpt_path)!r}: {exc.strerror or exc}") from None
+                    sha = file_sha256(ckpt_path)
+                except (OSError, ValueError) as exc:  # ValueError: not a regular file (a FIFO never blocks)
+                    raise DatasetError(f"cannot read checkpoint {os.fspath(ckpt_path)!r}: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
                 record = manifest_record(spec, ckpt_path, sha)
                 if folder.root.is_dir():
                     lock = folder.lock()
