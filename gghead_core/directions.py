@@ -512,11 +512,20 @@ def remove_custom_direction(G: Any, name: str, *, cache_dir: str | os.PathLike |
 def directions_for(
     G: Any, names: Iterable[str] | None = None, *, cache_dir: str | os.PathLike | None = None
 ) -> Mapping[str, torch.Tensor]:
-    """``{name: [w_dim] float32}`` scaled to one standard deviation, for the ``names`` that exist (all when
-    None); the PCA is computed (and cached) on first use. Unknown names are left out:
-    :func:`gghead_core.pipeline.resolve_directions` names them in its error."""
+    """``{name: [w_dim] float32}`` scaled to one standard deviation, for ``names`` (all when None); the PCA is
+    computed (and cached) on first use. An unknown name is a :class:`SpecError` saying where names come from."""
     ds = load_or_compute(G, cache_dir=cache_dir)
-    return ds.vectors(names)
+    wanted = None if names is None else list(names)
+    out = ds.vectors(wanted)
+    missing = sorted({n for n in (wanted or ()) if n not in out})
+    if missing:
+        custom = f" and the custom {', '.join(c.name for c in ds.custom)}" if ds.custom else ""
+        raise SpecError(
+            f"unknown latent direction(s) {', '.join(missing)} for this model: it has pc0..pc{ds.num_components - 1}"
+            f"{custom}; custom directions live in the per-checkpoint cache (define one with "
+            "'main.py directions --add NAME --with SEEDS --without SEEDS')"
+        )
+    return out
 
 
 def forget(G: Any) -> None:
