@@ -305,7 +305,9 @@ def cmd_directions(args: argparse.Namespace, argv: list[str]) -> int:
     where = str(dirs.cache_path(sha)) if sha else "not cached (model built in memory)"
     print(f"directions of {G.checkpoint_path.name if G.checkpoint_path else 'this model'}: PCA of W from "
           f"{ds.samples:,} latents (psi 1, frontal label); cache: {where}")
-    if args.samples is not None and args.samples != ds.samples and not args.recompute:
+    if args.recompute:
+        print("note: recomputed; recipes made with directions from another sample count no longer replay identically")
+    elif args.samples is not None and args.samples != ds.samples:
         print(f"note: the cache was computed with {ds.samples:,} samples; add --recompute to use {args.samples:,} "
               "(recipes made with the old directions then no longer replay identically)")
     print(f"{'direction':<12} {'std':>8} {'explained':>10} {'cumulative':>11}")

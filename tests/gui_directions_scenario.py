@@ -30,7 +30,8 @@ def main(out_dir: Path, screenshot: str | None) -> int:
     r: dict = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ["XDG_CONFIG_HOME"] = str(out_dir / "config")
-    v = Viewer(None, resolution=256 if screenshot else 64, output_dir=out_dir / "captures", width=1400, height=900)
+    v = Viewer(None, resolution=512 if screenshot else 64, output_dir=out_dir / "captures",
+               width=1600 if screenshot else 1400, height=1000 if screenshot else 900)
     v.start()
     try:
         assert v.wait(180), f"viewer did not settle: {v.status}"
@@ -154,14 +155,16 @@ def main(out_dir: Path, screenshot: str | None) -> int:
         v.step()
         r["goto_page"] = s.seeds[:2]
 
-        if screenshot:
-            v.go_to = None
+        if screenshot:  # the README's picture: the Directions panel open, the seed browser beside the head
             s.go_to(0)
             v.latent.set_seed(5)
             v.trigger("directions.reset_all")
             v.trigger("directions.amount.pc0", 2.0)
+            v.trigger("directions.amount.pc3", -1.5)
+            for header in ("model", "latent", "camera", "render", "capture", "perf"):
+                dpg.set_value(f"{header}.header", False)
             dpg.set_value("directions.header", True)
-            dpg.configure_item("directions.header", default_open=True)
+            dpg.set_item_pos("seeds.window", [v.width - 640, 10])
             deadline = time.time() + 300
             while (not s.complete or not v.settled) and time.time() < deadline:
                 v.step()
