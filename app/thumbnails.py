@@ -26,8 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gghead_core import one_line
-from gghead_core.camera import CameraSpec
-from gghead_core.pipeline import LatentSpec, RenderSettings, generate, render_views
+from gghead_core.pipeline import CameraSpec, LatentSpec, RenderSettings, generate, render_views
 
 THUMB_SIZE = 128  # a multiple of 16 (the renderer's requirement)
 PAGE_ROWS = PAGE_COLS = 4

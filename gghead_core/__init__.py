@@ -5,6 +5,7 @@ names below are the public API; ``app/`` imports nothing else from this package 
 :mod:`gghead_core.jobs` and :mod:`gghead_core.render`.
 """
 
+from . import directions  # latent directions (PCA of W, custom ones), per-checkpoint cache
 from .camera import DEFAULT_FOCAL, DEFAULT_FOV_DEG, DEFAULT_RADIUS, Camera, CameraSpec, frontal_camera
 from .checkpoint import CheckpointError, convert_checkpoint, load_generator, save_safetensors
 from .config import ConfigError, GeneratorConfig
@@ -57,6 +58,7 @@ __all__ = [
     "StyleMix",
     "__version__",
     "convert_checkpoint",
+    "directions",
     "frontal_camera",
     "generate",
     "load_generator",

@@ -236,6 +236,16 @@ def compute_directions(
     return ds
 
 
+def parse_seeds(text: str, what: str = "seeds") -> list[int]:
+    """Seeds as typed (``1,5,9`` or ``10-19``) -> a list; a bad text is one :class:`DirectionsError` line."""
+    from gghead_core.latents import parse_seed_list
+
+    try:
+        return parse_seed_list(str(text).strip())
+    except ValueError as exc:
+        raise DirectionsError(f"{what}: {exc}") from None
+
+
 def _seed_tuple(seeds: Sequence[int], what: str) -> tuple[int, ...]:
     try:
         out = tuple(int(s) for s in seeds)
@@ -548,6 +558,7 @@ __all__ = [
     "compute_directions",
     "directions_for",
     "load_or_compute",
+    "parse_seeds",
     "principal_components",
     "read_directions",
     "remove_custom_direction",

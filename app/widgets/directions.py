@@ -33,16 +33,6 @@ DIM_COLOR = (150, 150, 150)
 SLIDER_WIDTH = 170
 
 
-def parse_seeds(text: str, what: str) -> list[int]:
-    """Seeds typed into the custom-direction fields (``1,5,9`` or ``10-19``); ValueError with one sentence."""
-    from gghead_core.latents import parse_seed_list
-
-    try:
-        return parse_seed_list(str(text).strip())
-    except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
-
-
 class _Task:
     """One background computation (compute / add custom) with a progress value; the UI thread polls it."""
 
@@ -200,9 +190,9 @@ class DirectionsWidget(Widget):
             if G is None:
                 raise ValueError("no model loaded")
             name = dirs.check_custom_name(name)
-            a = parse_seeds(with_text or "", "'with' seeds")
-            b = parse_seeds(without_text or "", "'without' seeds")
-        except (ValueError, dirs.DirectionsError) as exc:
+            a = dirs.parse_seeds(with_text or "", "'with' seeds")
+            b = dirs.parse_seeds(without_text or "", "'without' seeds")
+        except (ValueError, dirs.DirectionsError) as exc:  # ValueError: no model
             self.error = f"custom direction: {one_line(exc)}"
             self._sync_controls()
             return False
@@ -212,6 +202,12 @@ class DirectionsWidget(Widget):
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel.set()
+
+    def close(self) -> None:
+        """Viewer closing: stop a computation (it checks between batches; nothing half-written is kept)."""
+        if self.task is not None:
+            self.task.cancel.set()
+            self.task.done.wait(5.0)
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Tests: block until the background task finished (then :meth:`update` picks up its result)."""

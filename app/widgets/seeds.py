@@ -171,7 +171,9 @@ class SeedsWidget(Widget):
             dpg.set_value(self.tag(f"tex.{i}"), buf)
 
     def close(self) -> None:
-        self.thumbs.close()
+        # Short join: a thumbnail in progress (seconds for a full-size model on a CPU) finishes on its own;
+        # the thread is a daemon and touches no DearPyGui state.
+        self.thumbs.close(timeout=2.0)
 
     # ---- controls ------------------------------------------------------------------------------------------
 
