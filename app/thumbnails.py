@@ -133,6 +133,12 @@ class ThumbnailWorker:
         with self._cond:
             return len(self._queue) + (self._working is not None)
 
+    @property
+    def making(self) -> bool:
+        """A thumbnail is being made right now (it finishes even if the main worker became busy meanwhile)."""
+        with self._cond:
+            return self._working is not None
+
     def cached(self, key: ThumbKey) -> np.ndarray | None:
         with self._cond:
             return self._cache.get(key)

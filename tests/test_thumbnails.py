@@ -106,7 +106,9 @@ def test_busy_main_worker_pauses_a_page_in_progress(worker):
     w.request(keys)
     first = collect(w, 1)
     w.busy_flag.set()
-    time.sleep(0.5)  # at most the thumbnail in progress finishes
+    deadline = time.time() + 60
+    while w.making and time.time() < deadline:  # the thumbnail in progress may finish; no new one starts
+        time.sleep(0.01)
     made = w.rendered
     time.sleep(0.5)
     assert w.rendered == made and w.pending > 0

@@ -97,6 +97,9 @@ class SeedsWidget(Widget):
         self.visible = bool(on)
         if self.visible:
             self._ensure_window()
+        else:  # hidden: no thumbnails are made for nobody (finished ones stay cached)
+            self.thumbs.request([])
+            self.keys = []
         if dpg.does_item_exist(self.tag("window")):
             dpg.configure_item(self.tag("window"), show=self.visible)
         self._sync_controls()
