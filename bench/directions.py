@@ -62,7 +62,7 @@ def time_page(G, size: int, backend: str) -> tuple[float, str]:
     """Seconds for one page of thumbnails (16 seeds), made by the seed browser's own code path."""
     worker = ThumbnailWorker(busy=lambda: False)
     try:
-        settings = RenderSettings(resolution=512, backend=backend)
+        settings = RenderSettings(resolution=512, backend=backend)  # type: ignore[arg-type]  # checked when made
         keys = [thumb_key(s, LatentSpec(psi=0.7), CameraSpec(), settings, size) for s in range(1000, 1000 + PAGE_SIZE)]
         worker.make(G, thumb_key(0, LatentSpec(), CameraSpec(), settings, size))  # warm-up (renderer set-up)
         _sync(torch.device(G.device))
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--skip-released", action="store_true", help="skip the released-size model (slow on CPU)")
     args = parser.parse_args()
 
-    models: list[tuple[str, object]] = []
+    models: list[tuple[str, Generator]] = []
     if DEMO_CHECKPOINT.is_file():
         models.append(("bundled demo model", load_generator(None)))
     if FIXTURE.is_file():

@@ -404,7 +404,8 @@ def read_directions(path: str | os.PathLike, w_dim: int | None = None) -> Direct
             unit = t[f"custom.{i}.unit"]
             if unit.shape != (d,):
                 raise ValueError(f"custom direction {i} has shape {tuple(unit.shape)}")
-            custom.append(CustomDirection(name=check_custom_name(c["name"]), with_seeds=tuple(int(s) for s in c["with"]),
+            custom.append(CustomDirection(name=check_custom_name(c["name"]),
+                                          with_seeds=tuple(int(s) for s in c["with"]),
                                           without_seeds=tuple(int(s) for s in c["without"]), unit=unit,
                                           std=float(t[f"custom.{i}.std"][0])))
         return DirectionSet(

@@ -160,7 +160,8 @@ def test_corrupt_or_foreign_cache_is_one_line(G, cache):
 def test_in_memory_model_is_not_cached(cache):
     from gghead_core import Generator, GeneratorConfig
 
-    g = Generator(GeneratorConfig(z_dim=16, w_dim=16, mapping_num_layers=2, plane_resolution=16, n_uniform_flame_vertices=8))
+    g = Generator(GeneratorConfig(z_dim=16, w_dim=16, mapping_num_layers=2, plane_resolution=16,
+                                  n_uniform_flame_vertices=8))
     assert g.checkpoint_sha256 == ""
     vecs = D.directions_for(g, ["pc0", "pc1"])
     assert set(vecs) == {"pc0", "pc1"} and not cache.exists()

@@ -179,7 +179,8 @@ class DirectionsWidget(Widget):
         return self._start("compute", G, lambda tick, cancel: dirs.load_or_compute(G, samples=n, progress=tick,
                                                                                  cancel=cancel))
 
-    def add_custom(self, name: str | None = None, with_text: str | None = None, without_text: str | None = None) -> bool:
+    def add_custom(self, name: str | None = None, with_text: str | None = None,
+                   without_text: str | None = None) -> bool:
         """Define a custom direction from the panel's fields (or the given values); runs in the background."""
         G = self.generator
         if dpg.does_item_exist(self.tag("custom_name")):
@@ -326,13 +327,13 @@ class DirectionsWidget(Widget):
                 dpg.set_value(self.tag(f"amount.{name}"), self.amount(name))
                 dpg.configure_item(self.tag(f"reset.{name}"), enabled=self.amount(name) != 0.0)
         dpg.configure_item(self.tag("reset_all"), enabled=bool(self.edits), show=ds is not None)
-        has_sel = self.selected is not None and ds is not None
+        selected = self.selected if ds is not None else None
         for t in ("first", "last", "layers_label"):
-            dpg.configure_item(self.tag(t), show=has_sel)
-        if has_sel:
-            start, end = self.layer_range(self.selected)
+            dpg.configure_item(self.tag(t), show=selected is not None)
+        if selected is not None:
+            start, end = self.layer_range(selected)
             dpg.configure_item(self.tag("first"), max_value=self.num_ws - 1)
             dpg.configure_item(self.tag("last"), max_value=self.num_ws - 1)
-            dpg.set_value(self.tag("layers_label"), f"layers of {self.selected} (inclusive, of 0..{self.num_ws - 1}):")
+            dpg.set_value(self.tag("layers_label"), f"layers of {selected} (inclusive, of 0..{self.num_ws - 1}):")
             dpg.set_value(self.tag("first"), start)
             dpg.set_value(self.tag("last"), (self.num_ws if end is None else end) - 1)

@@ -116,7 +116,7 @@ class SeedsWidget(Widget):
     def complete(self) -> bool:
         """Every thumbnail of the page shown is in (or failed)."""
         return bool(self.keys) and all(i is not None or e is not None
-                                       for i, e in zip(self.images[: len(self.keys)], self.errors))
+                                       for i, e in zip(self.images[: len(self.keys)], self.errors[: len(self.keys)], strict=True))
 
     # ---- frame loop ----------------------------------------------------------------------------------------
 
@@ -241,5 +241,5 @@ class SeedsWidget(Widget):
             mark = " (A)" if s == latent.seed else " (B)" if s == latent.seed_b else ""
             dpg.configure_item(self.tag(f"cell.{i}"), show=True)
             dpg.set_value(self.tag(f"label.{i}"), f"{s}{mark}")
-            dpg.configure_item(self.tag(f"label.{i}"),
-                               color=CURRENT_COLOR if s == latent.seed else B_COLOR if s == latent.seed_b else DIM_COLOR)
+            color = CURRENT_COLOR if s == latent.seed else B_COLOR if s == latent.seed_b else DIM_COLOR
+            dpg.configure_item(self.tag(f"label.{i}"), color=color)
