@@ -68,8 +68,8 @@ def _load(args: argparse.Namespace, ckpt: str | None = None) -> Any:
 class _ProgressBar:
     """tqdm bar driven by the jobs' ``progress(done, total)`` callback."""
 
-    def __init__(self, desc: str, quiet: bool) -> None:
-        self.desc, self.quiet, self.bar = desc, quiet, None
+    def __init__(self, desc: str, quiet: bool, unit: str = "frame") -> None:
+        self.desc, self.quiet, self.unit, self.bar = desc, quiet, unit, None
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
@@ -77,7 +77,7 @@ class _ProgressBar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, unit="frame", file=sys.stderr, leave=False,
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False,
                             dynamic_ncols=True)
         self.bar.n = done
         self.bar.refresh()
@@ -291,7 +291,7 @@ def cmd_directions(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError("--add and --remove cannot be combined")
     G = _load(args)
     sha = G.checkpoint_sha256
-    bar = _ProgressBar("directions", args.quiet)
+    bar = _ProgressBar("directions", args.quiet, unit="latent")
     try:
         samples = args.samples if args.samples is not None else dirs.DEFAULT_SAMPLES
         ds = dirs.load_or_compute(G, samples=samples, recompute=args.recompute, progress=bar)
@@ -303,6 +303,8 @@ def cmd_directions(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         bar.close()
     where = str(dirs.cache_path(sha)) if sha else "not cached (model built in memory)"
+    if ds.cache_note:
+        where = f"not cached ({ds.cache_note})"
     print(f"directions of {G.checkpoint_path.name if G.checkpoint_path else 'this model'}: PCA of W from "
           f"{ds.samples:,} latents (psi 1, frontal label); cache: {where}")
     if args.recompute:

@@ -89,6 +89,7 @@ class DirectionSet:
     variances: torch.Tensor  # [K] float64 eigenvalues (std = sqrt)
     total_variance: float  # trace of the covariance
     custom: tuple[CustomDirection, ...] = ()
+    cache_note: str = ""  # why the set could not be written to the cache ("" when it was, or needs not be)
 
     @property
     def w_dim(self) -> int:
@@ -422,7 +423,8 @@ def read_directions(path: str | os.PathLike, w_dim: int | None = None) -> Direct
 # --------------------------------------------------------------------------------------------------------------
 
 _LOCK = threading.RLock()  # one computation at a time: the viewer's panel and its render worker share results
-_MEMO: "weakref.WeakKeyDictionary[Any, tuple[DirectionSet, int | None]]" = weakref.WeakKeyDictionary()
+# G -> (directions, cache file they belong to, its mtime then): valid while the file is the same one, unchanged.
+_MEMO: "weakref.WeakKeyDictionary[Any, tuple[DirectionSet, Path | None, int | None]]" = weakref.WeakKeyDictionary()
 
 
 def _mtime(path: Path | None) -> int | None:
@@ -442,23 +444,31 @@ def cached_directions(G: Any, cache_dir: str | os.PathLike | None = None) -> Dir
     path = _path_for(G, cache_dir)
     with _LOCK:
         memo = _MEMO.get(G)
-        if memo is not None and (path is None or memo[1] == _mtime(path)):
+        if memo is not None and (path is None or (memo[1] == path and memo[2] == _mtime(path))):
             return memo[0]
-        if path is None:
+        if path is None or not path.is_file():
             return None
         try:
             ds = read_directions(path, int(G.w_dim))
         except FileNotFoundError:
             return None
-        _MEMO[G] = (ds, _mtime(path))
+        _MEMO[G] = (ds, path, _mtime(path))
         return ds
 
 
 def _store(G: Any, ds: DirectionSet, cache_dir: str | os.PathLike | None) -> DirectionSet:
+    """Write the cache and remember ``ds``; an unwritable settings folder costs the cache, not the result
+    (kept in memory for this process, with ``cache_note`` saying why)."""
     path = _path_for(G, cache_dir)
+    ds = DirectionSet(**{**_fields(ds), "cache_note": ""})
     if path is not None:
-        save_directions(ds, path)
-    _MEMO[G] = (ds, _mtime(path))
+        try:
+            save_directions(ds, path)
+        except DirectionsError as exc:
+            ds = DirectionSet(**{**_fields(ds), "cache_note": str(exc)})
+            _MEMO[G] = (ds, path, _mtime(path))
+            return ds
+    _MEMO[G] = (ds, path, _mtime(path))
     return ds
 
 

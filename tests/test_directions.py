@@ -157,6 +157,21 @@ def test_corrupt_or_foreign_cache_is_one_line(G, cache):
         D.cached_directions(G)
 
 
+def test_unwritable_settings_folder_costs_the_cache_not_the_directions(G, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the settings folder would be")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))
+    D.forget(G)
+    try:
+        ds = D.load_or_compute(G, samples=N)
+        assert ds.cache_note.startswith("cannot write directions cache") and ds.num_components == 20
+        assert D.cached_directions(G) is ds  # kept in memory for this process
+        assert cli.main(["--ckpt", str(DEMO), "-q", "directions"]) == 0
+        assert "not cached (cannot write directions cache" in capsys.readouterr().out
+    finally:
+        D.forget(G)
+
+
 def test_in_memory_model_is_not_cached(cache):
     from gghead_core import Generator, GeneratorConfig
 

@@ -176,8 +176,14 @@ class DirectionsWidget(Widget):
             self._sync_controls()
             return False
         n = int(samples or self.samples)
-        return self._start("compute", G, lambda tick, cancel: dirs.load_or_compute(G, samples=n, progress=tick,
-                                                                                 cancel=cancel))
+
+        def run(tick: dirs.ProgressFn, cancel: threading.Event) -> dirs.DirectionSet:
+            try:
+                return dirs.load_or_compute(G, samples=n, progress=tick, cancel=cancel)
+            except dirs.DirectionsError:  # an unreadable cache file: the button repairs it by computing again
+                return dirs.load_or_compute(G, samples=n, recompute=True, progress=tick, cancel=cancel)
+
+        return self._start("compute", G, run)
 
     def add_custom(self, name: str | None = None, with_text: str | None = None,
                    without_text: str | None = None) -> bool:
@@ -309,9 +315,12 @@ class DirectionsWidget(Widget):
             info = ("not computed for this model yet: 'Compute directions' maps "
                     f"{self.samples:,} random latents and takes a PCA of W (cached per checkpoint)")
         else:
-            cached = "cached" if ds.checkpoint_sha256 else "not cached: model built in memory"
+            cached = ("not cached" if ds.cache_note else "cached") if ds.checkpoint_sha256 else \
+                "not cached: model built in memory"
             info = (f"{ds.num_components} components from {ds.samples:,} latents ({cached}); "
                     f"{100 * float(ds.explained.sum()):.0f}% of W's variance. Sliders in standard deviations.")
+            if ds.cache_note:
+                info += f"\nnot cached: {ds.cache_note}"
             if self.message:
                 info += f"\n{self.message}"
         dpg.set_value(self.tag("info"), info)
