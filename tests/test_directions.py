@@ -5,6 +5,7 @@ the cache was deleted; bad input is one line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,18 @@ def test_edit_then_inverse_edit_with_real_directions(G):
     back = make_ws(G, LatentSpec(seed=4, psi=0.6, edits=(LatentEdit("pc1", 2.5, 2, 8), LatentEdit("pc1", -2.5, 2, 8))),
                    directions=d)
     torch.testing.assert_close(back, ws, rtol=0, atol=1e-6)
+
+
+def test_edits_combine_with_interpolation_truncation_and_mixing(G):
+    from gghead_core.pipeline import StyleMix, apply_edits
+
+    d = D.compute_directions(G, N).vectors()
+    edits = (LatentEdit("pc0", 1.5), LatentEdit("pc4", -2.0, 3, 9))
+    for base in (LatentSpec(seed=2, seed_b=7, t=0.3, psi=0.5, cutoff=6, mix=StyleMix(11, 4, 8)),
+                 LatentSpec(seed=2, seed_b=7, t=0.6, space="z", psi=0.8)):
+        plain = make_ws(G, base, directions=d)
+        edited = make_ws(G, replace(base, edits=edits), directions=d)
+        assert torch.equal(edited, apply_edits(plain, edits, d))
 
 
 def test_cache_round_trip_and_custom_directions(G, cache):
