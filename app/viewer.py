@@ -126,11 +126,13 @@ class Viewer:
             raise
         from app.widgets.camera import CameraWidget
         from app.widgets.capture import CaptureWidget
+        from app.widgets.directions import DirectionsWidget
         from app.widgets.latent import LatentWidget
         from app.widgets.model import ModelWidget
         from app.widgets.perf import PerfWidget
         from app.widgets.render import RenderWidget
         from app.widgets.timeline import TimelineWidget
+        from app.widgets.seeds import SeedsWidget
         from app.widgets.truncation import TruncationWidget
         from app.widgets.uv_inspector import UVInspectorWidget
 
@@ -146,6 +148,9 @@ class Viewer:
         self.timeline = TimelineWidget(self)
         self.widgets.insert(self.widgets.index(self.capture) + 1, self.timeline)
         self.widgets.append(self.uv)
+        self.directions = DirectionsWidget(self)
+        self.seeds = SeedsWidget(self)
+        self.widgets[3:3] = [self.directions, self.seeds]  # after truncation: latent controls stay together
 
         self._limit_torch_threads()
         dpg.create_context()
@@ -182,6 +187,9 @@ class Viewer:
         self._closed = True
         self.captures.cancel()
         self.captures.join(120.0)  # a cancelled capture removes its temp files before the process may exit
+        for w in self.widgets:  # widgets with background threads (seed browser thumbnails) stop them
+            if hasattr(w, "close"):
+                w.close()
         self.worker.close()
         self.save_settings()
         if self._saved_torch_threads is not None:

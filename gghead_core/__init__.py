@@ -12,6 +12,7 @@ import os as _os
 # imports below do. Applies to ``python main.py``, the installed ``gghead-viewer`` command and library use.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from . import directions  # latent directions (PCA of W, custom ones), per-checkpoint cache
 from .camera import DEFAULT_FOCAL, DEFAULT_FOV_DEG, DEFAULT_RADIUS, Camera, CameraSpec, frontal_camera
 from .checkpoint import CheckpointError, convert_checkpoint, load_generator, save_safetensors
 from .config import ConfigError, GeneratorConfig
@@ -79,6 +80,7 @@ __all__ = [
     "__version__",
     "colorize",
     "convert_checkpoint",
+    "directions",
     "frontal_camera",
     "generate",
     "inspect_view",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from gghead_core import __version__
 from gghead_core.camera import DEFAULT_RADIUS
@@ -21,6 +21,9 @@ from gghead_core.vocabulary import (
     NOISE_MODES,
     SH_REFS,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gghead_core.pipeline import LatentEdit
 
 PROG = "main.py"
 HEADLESS_HINT = (
@@ -102,6 +105,56 @@ def _cutoff_type(text: str) -> int:
     return value
 
 
+def parse_edit(text: str) -> "LatentEdit":
+    """``NAME=AMOUNT[@FIRST-LAST]`` -> :class:`~gghead_core.pipeline.LatentEdit`.
+
+    AMOUNT is in standard deviations of the direction (``+2.5``, ``-1``). The optional layer range names ws rows
+    as the viewer's sliders do, *inclusive* and counted from 0: ``@0-6`` is rows 0..6 (LatentEdit start=0,
+    end=7); ``@4-`` is row 4 to the last row; ``@5`` is row 5 alone. Without it, every row is moved.
+    """
+    from gghead_core.pipeline import LatentEdit
+    from gghead_core.vocabulary import SpecError
+
+    name, sep, rest = text.partition("=")
+    if not sep or not name.strip() or not rest.strip():
+        raise ValueError(f"expected NAME=AMOUNT[@FIRST-LAST] (e.g. pc2=+2.5 or pc5=-1@0-6), got {text!r}")
+    amount_text, at, rows = rest.partition("@")
+    try:
+        amount = float(amount_text)
+    except ValueError:
+        raise ValueError(f"edit {text!r}: the amount {amount_text!r} is not a number") from None
+    start, end = 0, None
+    if at:
+        first, dash, last = rows.partition("-")
+        try:
+            start = int(first)
+            end = (None if last.strip() == "" else int(last) + 1) if dash else start + 1
+        except ValueError:
+            raise ValueError(f"edit {text!r}: the layers {rows!r} must be FIRST-LAST, FIRST- or FIRST (integers)") from None
+        if start < 0 or (end is not None and end <= start):
+            raise ValueError(f"edit {text!r}: the layers {rows!r} must satisfy 0 <= FIRST <= LAST")
+    try:
+        return LatentEdit(name.strip(), amount, start, end)
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _edit_type(text: str) -> "LatentEdit":
+    try:
+        return parse_edit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _samples_type(text: str) -> int:
+    from gghead_core.directions import MAX_SAMPLES, MIN_SAMPLES
+
+    value = _int_type(text)
+    if not MIN_SAMPLES <= value <= MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"samples must be from {MIN_SAMPLES} to {MAX_SAMPLES:,}, got {value}")
+    return value
+
+
 # Options whose values may start with "-" (negative numbers in lists): "--yaws -30,0,30" -> "--yaws=-30,0,30".
 _NEGATIVE_OK = ("--yaws", "--look-at", "--background", "--yaw", "--pitch", "--yaw-range", "--pitch-range")
 
@@ -164,6 +217,10 @@ def _latent_options(p: argparse.ArgumentParser, seed_required: bool = True) -> N
     g.add_argument("--psi", type=_float_type, default=0.7, help="truncation psi (default 0.7)")
     g.add_argument("--cutoff", type=_cutoff_type, default=None, help="truncate only the first K ws rows")
     g.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
+    g.add_argument("--edit", type=_edit_type, action="append", default=[], metavar="NAME=AMOUNT[@FIRST-LAST]",
+                   help="move along a latent direction (pc0..pc19 or a custom name; see 'directions') by AMOUNT "
+                        "standard deviations, on ws rows FIRST..LAST inclusive (default all); repeatable, "
+                        "applied in order, e.g. --edit pc2=+2.5 --edit pc5=-1@0-6")
 
 
 def _output_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -266,6 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export-uv", "write the head's UV attribute maps (16-bit PNGs, a .npz of floats, a manifest) into a folder")
     _latent_options(p)
     _output_options(p, "output folder DIR/ (uv maps, uv_maps.npz, uv_maps.json and recipe.json go inside)")
+    p = add("directions", "list the model's latent directions (PCA of W, computed once and cached) or add a custom one")
+    p.add_argument("--samples", type=_samples_type, default=None,
+                   help="latents for the PCA when it is computed (default 20000); cached results are reused "
+                        "unless --recompute")
+    p.add_argument("--recompute", action="store_true",
+                   help="compute again and replace the cache (custom directions are recomputed from their seeds)")
+    p.add_argument("--add", metavar="NAME", default=None,
+                   help="define a custom direction: mean W of the --with seeds minus that of the --without seeds")
+    p.add_argument("--with", dest="with_seeds", type=_seed_list_type, default=None, metavar="SEEDS",
+                   help="seeds showing the feature, e.g. 1,5,9 or 10-19")
+    p.add_argument("--without", dest="without_seeds", type=_seed_list_type, default=None, metavar="SEEDS",
+                   help="seeds without the feature")
+    p.add_argument("--replace", action="store_true", help="with --add: replace a custom direction of that name")
+    p.add_argument("--remove", metavar="NAME", default=None, help="delete a custom direction")
 
     p = add("replay", "run a recipe (.json sidecar) again")
     p.add_argument("recipe", metavar="RECIPE.json")

@@ -1,7 +1,7 @@
 """Command line: ``python main.py [--ckpt PATH] [--device D] <command> ...``; no command opens the viewer.
 
-Commands: ``info``, ``convert``, ``render``, ``turntable``, ``interpolate``, ``grid``, ``export-ply``, ``timeline``,
-``replay``.
+Commands: ``info``, ``convert``, ``render``, ``turntable``, ``interpolate``, ``grid``, ``export-ply``, ``export-uv``,
+``timeline``, ``sample``, ``directions``, ``replay``.
 The global options (``--ckpt``, ``--device``, ``--quiet``) work before or after the command.
 
 Every failure ends in exactly one line on stderr and a non-zero exit code, never a traceback:
@@ -68,8 +68,8 @@ def _load(args: argparse.Namespace, ckpt: str | None = None) -> Any:
 class _ProgressBar:
     """tqdm bar driven by the jobs' ``progress(done, total)`` callback."""
 
-    def __init__(self, desc: str, quiet: bool) -> None:
-        self.desc, self.quiet, self.bar = desc, quiet, None
+    def __init__(self, desc: str, quiet: bool, unit: str = "frame") -> None:
+        self.desc, self.quiet, self.unit, self.bar = desc, quiet, unit, None
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
@@ -77,7 +77,7 @@ class _ProgressBar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, unit="frame", file=sys.stderr, leave=False,
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False,
                             dynamic_ncols=True)
         self.bar.n = done
         self.bar.refresh()
@@ -99,7 +99,8 @@ def _latent(args: argparse.Namespace, *, with_seed: bool = True) -> Any:
     from gghead_core.pipeline import LatentSpec
 
     seed = args.seed if with_seed else 0
-    return LatentSpec(seed=seed, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode)
+    return LatentSpec(seed=seed, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
+                      edits=tuple(getattr(args, "edit", None) or ()))
 
 
 def make_job(args: argparse.Namespace) -> Any:
@@ -325,6 +326,65 @@ def cmd_sample(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK
 
 
+def cmd_directions(args: argparse.Namespace, argv: list[str]) -> int:
+    """Print the model's directions (computing and caching the PCA on first use); add or remove custom ones."""
+    from gghead_core import directions as dirs
+
+    if args.add is None and (args.with_seeds is not None or args.without_seeds is not None or args.replace):
+        raise UsageError("--with, --without and --replace belong to --add NAME")
+    if args.add is not None:
+        try:
+            dirs.check_custom_name(args.add)
+        except dirs.DirectionsError as exc:
+            raise UsageError(str(exc)) from None
+        if not args.with_seeds or not args.without_seeds:
+            raise UsageError(f"--add {args.add} needs both --with SEEDS and --without SEEDS")
+    if args.remove is not None and args.add is not None:
+        raise UsageError("--add and --remove cannot be combined")
+    G = _load(args)
+    sha = G.checkpoint_sha256
+    bar = _ProgressBar("directions", args.quiet, unit="latent")
+    try:
+        samples = args.samples if args.samples is not None else dirs.DEFAULT_SAMPLES
+        ds = dirs.load_or_compute(G, samples=samples, recompute=args.recompute, progress=bar)
+        if args.add is not None:
+            ds = dirs.add_custom_direction(G, args.add, args.with_seeds, args.without_seeds,
+                                           replace_existing=args.replace)
+        if args.remove is not None:
+            ds = dirs.remove_custom_direction(G, args.remove)
+    finally:
+        bar.close()
+    where = str(dirs.cache_path(sha)) if sha else "not cached (model built in memory)"
+    if ds.cache_note:
+        where = f"not cached ({ds.cache_note})"
+    print(f"directions of {G.checkpoint_path.name if G.checkpoint_path else 'this model'}: PCA of W from "
+          f"{ds.samples:,} latents (psi 1, frontal label); cache: {where}")
+    if args.recompute:
+        print("note: recomputed; recipes made with directions from another sample count no longer replay identically")
+    elif args.samples is not None and args.samples != ds.samples:
+        print(f"note: the cache was computed with {ds.samples:,} samples; add --recompute to use {args.samples:,} "
+              "(recipes made with the old directions then no longer replay identically)")
+    print(f"{'direction':<12} {'std':>8} {'explained':>10} {'cumulative':>11}")
+    cumulative = 0.0
+    for name, std, ex in zip(ds.pc_names, ds.stds.tolist(), ds.explained.tolist()):
+        cumulative += ex
+        print(f"{name:<12} {std:8.4f} {100 * ex:9.2f}% {100 * cumulative:10.2f}%")
+    for c in ds.custom:
+        share = c.std**2 / ds.total_variance if ds.total_variance > 0 else 0.0
+        print(f"{c.name:<12} {c.std:8.4f} {100 * share:9.2f}%  with {_seeds_text(c.with_seeds)} "
+              f"without {_seeds_text(c.without_seeds)}")
+    if not args.quiet:
+        print("use: main.py render --seed S --edit pc0=+2 --edit NAME=-1.5@0-6 ... (AMOUNT in standard deviations, "
+              "layers FIRST-LAST inclusive)")
+    return EXIT_OK
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    from gghead_core.latents import format_seed_list
+
+    return format_seed_list(seeds)
+
+
 class ReplayMismatch(Exception):
     """The checkpoint found for a replay is not the recipe's."""
 
@@ -357,6 +417,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
     "export-uv": cmd_render_like,
     "replay": cmd_replay,
     "sample": cmd_sample,
+    "directions": cmd_directions,
 }
 
 
@@ -378,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return launch_gui(args)
     from gghead_core.checkpoint import CheckpointError
     from gghead_core.config import ConfigError
+    from gghead_core.directions import DirectionsError
     from gghead_core.export import (
         InterruptedAfterCommit,
         OutputError,
@@ -414,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except (CheckpointError, ConfigError, ReplayMismatch, OutputWriteError) as exc:
+    except (CheckpointError, ConfigError, ReplayMismatch, OutputWriteError, DirectionsError) as exc:
         if debug:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
