@@ -33,6 +33,7 @@ from ._pickle_reader import (
 )
 from ._files import NotRegularFileError, open_regular
 from ._resources import resource_dir
+from .vocabulary import one_line
 from .config import ConfigError, GeneratorConfig
 from .generator import Generator
 
@@ -102,7 +103,7 @@ def build_generator(config: GeneratorConfig, tensors: dict[str, torch.Tensor], s
     try:
         generator = Generator(config, uv_grid=uv_grid, uv_position_map=position_map, template_points=points)
     except (ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{name}: {_one_line(exc)}") from None
+        raise CheckpointError(f"{name}: {one_line(exc, limit=300)}") from None
     expected = generator.state_dict()
     missing = [k for k in expected if k not in tensors]
     if missing:
@@ -177,7 +178,7 @@ def save_safetensors(generator: Generator, path: str | os.PathLike, overwrite: b
             text = str(exc)
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in text:
                 raise OutputWriteError(f"disk full while writing {path}") from None
-            raise OutputWriteError(f"cannot write {path}: {_one_line(exc)}") from None
+            raise OutputWriteError(f"cannot write {path}: {one_line(exc, limit=300)}") from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a converted model is an ordinary file
@@ -253,9 +254,9 @@ def _read_safetensors(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tens
     except CheckpointError:
         raise
     except ConfigError as exc:
-        raise CheckpointError(f"{path.name}: {_one_line(exc)}") from None
+        raise CheckpointError(f"{path.name}: {one_line(exc, limit=300)}") from None
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RecursionError, MemoryError) as exc:
-        raise CheckpointError(f"{path.name}: corrupt .safetensors file ({_one_line(exc)})") from None
+        raise CheckpointError(f"{path.name}: corrupt .safetensors file ({one_line(exc, limit=300)})") from None
     return config, tensors
 
 
@@ -270,27 +271,22 @@ def _read_official(path: Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]
     except CheckpointError:
         raise
     except PickleSecurityError as exc:
-        raise CheckpointError(f"refused to load {path.name}: {_one_line(exc)}; nothing in it was executed") from None
+        raise CheckpointError(f"refused to load {path.name}: {one_line(exc, limit=300)}; nothing in it was executed") from None
     except PickleLimitError as exc:
-        raise CheckpointError(f"refused to load {path.name}: {_one_line(exc)}") from None
+        raise CheckpointError(f"refused to load {path.name}: {one_line(exc, limit=300)}") from None
     except MemoryError:
         raise CheckpointError(f"{path.name} is not a readable GGHead checkpoint (it would need more memory than "
                               "is available)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             struct.error, RecursionError, UnicodeDecodeError, RuntimeError, OverflowError, OSError) as exc:
         raise CheckpointError(f"{path.name} is not a readable GGHead checkpoint (truncated or corrupt: "
-                              f"{type(exc).__name__}: {_one_line(exc)})") from None
+                              f"{type(exc).__name__}: {one_line(exc, limit=300)})") from None
     generator_obj = _pick_generator(snapshot, path.name)
     state = generator_obj.stub_state
     tensors = _flatten_module(generator_obj)
     if not any(k.startswith("backbone.synthesis.") for k in tensors):
         raise CheckpointError(f"{path.name}: the generator has no synthesis network tensors")
     return official_config(state.get("_config"), path.name), tensors
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def _pick_generator(snapshot: Any, name: str) -> StubObject:
@@ -454,7 +450,7 @@ def official_config(config_obj: Any, name: str = "?") -> GeneratorConfig:
     except ConfigError as exc:
         raise CheckpointError(f"{name}: {exc}") from None
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{name}: invalid generator config ({_one_line(exc)})") from None
+        raise CheckpointError(f"{name}: invalid generator config ({one_line(exc, limit=300)})") from None
 
 
 def _template_name(raw: dict) -> str:

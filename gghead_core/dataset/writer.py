@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from gghead_core.export import OutputError
+from gghead_core.vocabulary import one_line
 
 MANIFEST_NAME = "manifest.json"
 DATASET_JSON = "dataset.json"
@@ -179,7 +180,7 @@ class DatasetFolder:
         try:
             have = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read {os.fspath(self.manifest_path)!r}: {one_line_text(exc)}") from None
+            raise DatasetError(f"cannot read {os.fspath(self.manifest_path)!r}: {one_line(exc)}") from None
         if not isinstance(have, dict) or have.get("format") != MANIFEST_FORMAT:
             raise DatasetError(f"{os.fspath(self.manifest_path)!r} is not a gghead sample manifest")
         if have.get("checkpoint", {}).get("sha256") != record["checkpoint"]["sha256"]:
@@ -303,8 +304,3 @@ class HeadStaging:
             self.dir.parent.rmdir()  # the shared .staging folder, when this was the last process using it
         except OSError:
             pass
-
-
-def one_line_text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
