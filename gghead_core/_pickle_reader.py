@@ -97,7 +97,7 @@ class StubObject:
     _stub_module: str = "?"
     _stub_name: str = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "StubObject":  # NEWOBJ calls cls.__new__(cls, *args)
+    def __new__(cls, *args: Any, **kwargs: Any) -> StubObject:  # NEWOBJ calls cls.__new__(cls, *args)
         if not isinstance(cls, type) or not issubclass(cls, StubObject):
             raise PickleSecurityError("NEWOBJ on something that is not a stub class")
         obj = object.__new__(cls)

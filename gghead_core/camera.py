@@ -145,7 +145,11 @@ class CameraSpec:
 
     def __post_init__(self) -> None:
         from gghead_core.vocabulary import (
-            MAX_ABS_ANGLE_DEG, MAX_ABS_LOOK_AT, MAX_RADIUS, SpecError, check_number,
+            MAX_ABS_ANGLE_DEG,
+            MAX_ABS_LOOK_AT,
+            MAX_RADIUS,
+            SpecError,
+            check_number,
         )
 
         set_ = object.__setattr__

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ._files import NotRegularFileError, open_regular
 from ._pickle_reader import (
     PersistentRecord,
     PickleLimitError,
@@ -31,11 +32,10 @@ from ._pickle_reader import (
     StubObject,
     restricted_load,
 )
-from ._files import NotRegularFileError, open_regular
 from ._resources import resource_dir
-from .vocabulary import one_line
 from .config import ConfigError, GeneratorConfig
 from .generator import Generator
+from .vocabulary import one_line
 
 DEMO_CHECKPOINT = resource_dir("checkpoints") / "demo.safetensors"
 SAFETENSORS_FORMAT = "gghead-viewer-generator"

@@ -286,7 +286,7 @@ class GeneratorConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
+    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"generator config must be a JSON object, got {_describe(data)}")
         known = {f.name for f in fields(cls)}

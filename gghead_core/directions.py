@@ -424,7 +424,7 @@ def read_directions(path: str | os.PathLike, w_dim: int | None = None) -> Direct
 
 _LOCK = threading.RLock()  # one computation at a time: the viewer's panel and its render worker share results
 # G -> (directions, cache file they belong to, its mtime then): valid while the file is the same one, unchanged.
-_MEMO: "weakref.WeakKeyDictionary[Any, tuple[DirectionSet, Path | None, int | None]]" = weakref.WeakKeyDictionary()
+_MEMO: weakref.WeakKeyDictionary[Any, tuple[DirectionSet, Path | None, int | None]] = weakref.WeakKeyDictionary()
 
 
 def _mtime(path: Path | None) -> int | None:

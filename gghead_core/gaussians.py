@@ -70,23 +70,23 @@ class Gaussians:
     def device(self) -> torch.device:
         return self.means.device
 
-    def _map(self, fn) -> "Gaussians":
+    def _map(self, fn) -> Gaussians:
         return Gaussians(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Gaussians":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Gaussians:
         return self._map(lambda t: t.to(device=device, dtype=dtype))
 
-    def detach(self) -> "Gaussians":
+    def detach(self) -> Gaussians:
         return self._map(lambda t: t.detach())
 
-    def __getitem__(self, index: int | slice) -> "Gaussians":
+    def __getitem__(self, index: int | slice) -> Gaussians:
         """Select heads along the batch dimension; the result stays batched (``g[0]`` has B=1)."""
         if isinstance(index, int):
             index = slice(index, index + 1 if index != -1 else None)
         return self._map(lambda t: t[index])
 
     @staticmethod
-    def cat(items: "list[Gaussians]") -> "Gaussians":
+    def cat(items: list[Gaussians]) -> Gaussians:
         """Concatenate batches of heads with the same N and SH degree."""
         if not items:
             raise ValueError("Gaussians.cat needs at least one item")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from official_format import write_official_pickle
 
 from gghead_core import CheckpointError, Generator, GeneratorConfig, convert_checkpoint, load_generator
-from official_format import write_official_pickle
 
 SMALL = dict(z_dim=32, w_dim=32, channel_base=512, channel_max=16, plane_resolution=16,
              n_uniform_flame_vertices=12, neural_rendering_resolution=64)

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from gghead_core import jobs
-from gghead_core import cli
+from gghead_core import cli, jobs
 from gghead_core import export as ex
 from gghead_core.pipeline import LatentSpec, RenderSettings
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gghead_core import Generator, GeneratorConfig, ConfigError
+from gghead_core import ConfigError, Generator, GeneratorConfig
 from gghead_core.config import SH_C0
 from gghead_core.stylegan2 import SynthesisLayer, ToRGBLayer
 

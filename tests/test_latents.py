@@ -11,7 +11,6 @@ import torch
 from gghead_core import latents as lat
 from gghead_core.camera import frontal_camera
 
-
 # ---- seeds ---------------------------------------------------------------------------------------------------
 
 

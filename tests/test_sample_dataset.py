@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
 
 ARGS = ["sample", "--seeds", "0-3", "--views", "2", "--resolution", "32", "--backend", "torch", "--batch", "2",
@@ -287,7 +286,7 @@ def test_ply_transforms_depth_and_zip_load_with_independent_readers(reference) -
     manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["complete_seeds"] == "0-3"
     assert tf["depth_unit_scale_factor"] == manifest["depth_scale"] == 1e-4
-    for v, frame in enumerate(tf["frames"]):
+    for frame in tf["frames"]:
         assert (head / frame["file_path"]).is_file() and (head / frame["mask_path"]).is_file()
         gl = np.asarray(frame["transform_matrix"])
         cv = np.asarray(labels[f"0000000/0000000002/{frame['file_path']}"][:16]).reshape(4, 4)

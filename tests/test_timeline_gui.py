@@ -28,7 +28,6 @@ pytest.importorskip("dearpygui.dearpygui", reason="the viewer's widgets need Dea
 
 from app.widgets.timeline import TimelineEditor  # noqa: E402
 
-
 # ---- the key list (no display) ----------------------------------------------------------------------------------
 
 

@@ -226,7 +226,7 @@ class DatasetFolder:
                     done.add(int(e.name))
         return done
 
-    def staging(self) -> "HeadStaging":
+    def staging(self) -> HeadStaging:
         return HeadStaging(self)
 
     # -- rank 0, after every rank finished -------------------------------------------------------------------

@@ -11,8 +11,9 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 OPACITY_EPS = 1e-6
 """Opacities are clipped to [eps, 1-eps] before the logit (GGHead's activation overshoots [0,1] by 0.001)."""
@@ -475,7 +476,7 @@ class OutputTransaction:
         for temp_dir, _, _ in self._folder_moves:
             _TEMP_TO_FINAL.pop(os.fspath(temp_dir), None)
 
-    def __enter__(self) -> "OutputTransaction":
+    def __enter__(self) -> OutputTransaction:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

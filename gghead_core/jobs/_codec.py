@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import types
 from dataclasses import fields, is_dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -64,7 +64,7 @@ def build(cls: type, data: Any, where: str) -> Any:
         raise SpecError(f"recipe field {where!r}: {exc}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 

@@ -50,7 +50,7 @@ class Job(Protocol):
     command: str
     output_kind: OutputKind
 
-    def run(self, ctx: "JobContext") -> JobResult: ...
+    def run(self, ctx: JobContext) -> JobResult: ...
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from gghead_core import latents as lat
 from gghead_core.camera import DEFAULT_RADIUS, Camera
 from gghead_core.jobs._runner import JobContext, JobResult, OutputKind
 from gghead_core.pipeline import LatentSpec, RenderSettings
-from gghead_core.vocabulary import MAX_FPS, MAX_FRAMES, MIN_FPS, MAX_RADIUS, check_choice, check_int, check_number
+from gghead_core.vocabulary import MAX_FPS, MAX_FRAMES, MAX_RADIUS, MIN_FPS, check_choice, check_int, check_number
 
 TurntablePath = Literal["orbit", "circle"]
 TURNTABLE_PATHS = ("orbit", "circle")

@@ -51,7 +51,6 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -363,7 +362,7 @@ class FrameStats:
     chunk_primitives: tuple[str, ...] = ()  # per draw chunk, in drawing order
 
     @staticmethod
-    def combine(chunks: list["FrameStats"], primitives: list[str]) -> "FrameStats":
+    def combine(chunks: list[FrameStats], primitives: list[str]) -> FrameStats:
         """The frame's totals from per-chunk statistics (an empty list: nothing was read back)."""
         kinds = set(primitives)
         return FrameStats(
@@ -563,7 +562,7 @@ class OpenGLRasterizer:
         platform = self._ctx.describe() if self._ctx is not None else "closed"
         return f"{self.renderer}, {self.gl_version_string} via {platform}, {self.sort_mode} sort"
 
-    def info(self) -> "OpenGLInfo":
+    def info(self) -> OpenGLInfo:
         return OpenGLInfo(renderer=self.renderer, version=self.gl_version_string,
                           platform=self._ctx.describe() if self._ctx is not None else "closed",
                           is_software=self.is_software, sort_mode=self.sort_mode)
@@ -1168,7 +1167,7 @@ class OpenGLRasterizer:
         except OpenGLError:
             ctx.destroy()  # a borrowed context that is no longer current: nothing of ours can be deleted
 
-    def __enter__(self) -> "OpenGLRasterizer":
+    def __enter__(self) -> OpenGLRasterizer:
         return self
 
     def __exit__(self, *exc) -> None:

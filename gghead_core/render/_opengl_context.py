@@ -47,9 +47,10 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Literal
 
 ContextKind = Literal["auto", "glfw", "egl", "current"]
 
@@ -111,7 +112,7 @@ class _Libs:
     egl: ctypes.CDLL | None = None
 
     @classmethod
-    def load(cls) -> "type[_Libs]":
+    def load(cls) -> type[_Libs]:
         with cls._lock:
             if cls._loaded:
                 return cls
@@ -227,7 +228,7 @@ class CurrentContextSnapshot:
     glfw_window: object = field(default=None, compare=False)  # python-glfw window owning glx/egl_context, if any
 
     @staticmethod
-    def capture() -> "CurrentContextSnapshot":
+    def capture() -> CurrentContextSnapshot:
         libs = _Libs.load()
         kw: dict = {}
         if libs.glx is not None:
