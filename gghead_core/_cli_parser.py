@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gghead_core import __version__
 from gghead_core.camera import DEFAULT_RADIUS
@@ -105,7 +106,7 @@ def _cutoff_type(text: str) -> int:
     return value
 
 
-def parse_edit(text: str) -> "LatentEdit":
+def parse_edit(text: str) -> LatentEdit:
     """``NAME=AMOUNT[@FIRST-LAST]`` -> :class:`~gghead_core.pipeline.LatentEdit`.
 
     AMOUNT is in standard deviations of the direction (``+2.5``, ``-1``). The optional layer range names ws rows
@@ -139,7 +140,7 @@ def parse_edit(text: str) -> "LatentEdit":
         raise ValueError(str(exc)) from None
 
 
-def _edit_type(text: str) -> "LatentEdit":
+def _edit_type(text: str) -> LatentEdit:
     try:
         return parse_edit(text)
     except ValueError as exc:

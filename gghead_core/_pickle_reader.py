@@ -41,7 +41,7 @@ import struct
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -96,6 +96,9 @@ class StubObject:
 
     _stub_module: str = "?"
     _stub_name: str = "?"
+    # Instance data, written straight into ``__dict__`` (``__setattr__`` is refused): declared for the type checker.
+    stub_args: tuple[Any, ...]
+    stub_state: dict[str, Any]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> StubObject:  # NEWOBJ calls cls.__new__(cls, *args)
         if not isinstance(cls, type) or not issubclass(cls, StubObject):
@@ -200,6 +203,8 @@ class _InertCallable(_Inert):
     """A reader function handed to the stream in place of a global; BUILD on it is refused."""
 
     __slots__ = ("_fn", "_label")
+    _fn: Any
+    _label: str
 
     def __init__(self, fn: Any, label: str) -> None:
         object.__setattr__(self, "_fn", fn)
@@ -221,6 +226,8 @@ class _NumpyDTypeRecord(_Inert):
     """``numpy.dtype(name, align, copy)`` + BUILD(state) as data: numpy never sees the state tuple."""
 
     __slots__ = ("byteorder", "name")
+    name: str
+    byteorder: Literal["<", ">", "=", "|"]
 
     def __init__(self, name: str) -> None:
         self.name, self.byteorder = name, "="
@@ -294,7 +301,7 @@ class _BoundedReader(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
-    def readline(self, limit: int = -1) -> bytes:
+    def readline(self, limit: int | None = -1) -> bytes:
         cap = min(self._end - self._pos, 1 << 20 if limit is None or limit < 0 else limit)
         line = self._file.readline(cap)
         self._pos += len(line)

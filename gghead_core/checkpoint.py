@@ -20,7 +20,7 @@ import struct
 import tempfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -302,7 +302,7 @@ def _pick_generator(snapshot: Any, name: str) -> StubObject:
     raise CheckpointError(f"{name}: no GGHead generator found (top level is {type(snapshot).__name__})")
 
 
-def _is_generator(obj: Any) -> bool:
+def _is_generator(obj: Any) -> TypeGuard[StubObject]:
     return (isinstance(obj, StubObject) and isinstance(obj.stub_state, dict)
             and "_config" in obj.stub_state and "_modules" in obj.stub_state)
 

@@ -18,11 +18,15 @@ import argparse
 import os
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gghead_core._cli_parser import HEADLESS_HINT, PROG, UsageError, build_parser, join_negative_values
 from gghead_core.vocabulary import one_line
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -69,18 +73,20 @@ class _ProgressBar:
     """tqdm bar driven by the jobs' ``progress(done, total)`` callback."""
 
     def __init__(self, desc: str, quiet: bool, unit: str = "frame") -> None:
-        self.desc, self.quiet, self.unit, self.bar = desc, quiet, unit, None
+        self.desc, self.quiet, self.unit = desc, quiet, unit
+        self.bar: tqdm | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.quiet:
             return
-        if self.bar is None:
+        bar = self.bar
+        if bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False,
-                            dynamic_ncols=True)
-        self.bar.n = done
-        self.bar.refresh()
+            bar = self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False,
+                                  dynamic_ncols=True)
+        bar.n = done
+        bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
@@ -131,7 +137,13 @@ def make_job(args: argparse.Namespace) -> Any:
                             radius=args.radius, cols=args.cols, latent=_latent(args, with_seed=False),
                             settings=_settings(args))
     if cmd == "export-ply":
-        fmt = args.format or ex.check_extension(args.out, ex.GAUSSIAN_EXTENSIONS)[1:]
+        from gghead_core.jobs.export_gaussians import GaussianFormat
+
+        fmt: GaussianFormat
+        if args.format:
+            fmt = args.format  # the parser's choices: "ply" or "splat"
+        else:  # check_extension accepts only ".ply" and ".splat" (OutputError otherwise)
+            fmt = "ply" if ex.check_extension(args.out, ex.GAUSSIAN_EXTENSIONS) == ".ply" else "splat"
         return jobs.ExportJob(latent=_latent(args), format=fmt)
     if cmd == "timeline":
         return make_timeline_job(args)

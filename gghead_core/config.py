@@ -102,7 +102,7 @@ class GeneratorConfig:
     num_fp16_res: int = 0
     conv_clamp: float | None = None
     architecture: str = "skip"
-    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[float, ...] = (1, 3, 3, 1)  # FIR taps; integral taps are kept as int
     kernel_size: int = 3
     use_noise: bool = True
     synthesis_activation: str = "lrelu"
@@ -133,7 +133,7 @@ class GeneratorConfig:
     clamp_opacity: bool = False
     # rendering defaults and descriptive facts
     neural_rendering_resolution: int = 512
-    background_color: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    background_color: tuple[float, ...] = (255.0, 255.0, 255.0)  # RGB: 3 values, checked in validate()
     template: str = "unknown"
     n_uniform_flame_vertices: int | None = None
     # fields read from the file that the official forward pass ignores (spec 2.3); kept for `info`

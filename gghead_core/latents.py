@@ -330,7 +330,7 @@ def orbit_trajectory(
     pitch_deg: float = 0.0,
     radius: float = DEFAULT_RADIUS,
     yaw_range_deg: float = 360.0,
-    look_at: Sequence[float] = (0.0, 0.0, 0.0),
+    look_at: tuple[float, float, float] = (0.0, 0.0, 0.0),
     fov_deg: float | None = None,
 ) -> list[Camera]:
     """A yaw orbit at a fixed pitch and radius (via :class:`~gghead_core.camera.CameraSpec`), loopable.
@@ -350,7 +350,7 @@ def orbit_trajectory(
             yaw = 360.0 * i / n_frames
         else:
             yaw = 0.5 * yaw_range_deg * math.sin(2.0 * math.pi * i / n_frames)
-        orbit = CameraSpec(yaw_deg=yaw, pitch_deg=pitch_deg, radius=radius, look_at=tuple(look_at), **extra)
+        orbit = CameraSpec(yaw_deg=yaw, pitch_deg=pitch_deg, radius=radius, look_at=look_at, **extra)
         cams.append(orbit.to_camera())
     return cams
 

@@ -37,8 +37,8 @@ from gghead_core.vocabulary import (
     MODES,
     NOISE_MODES,
     SH_REFS,
-    Background,
     Backend,
+    Background,
     InterpSpace,
     Mode,
     NoiseMode,
@@ -179,7 +179,7 @@ class LatentSpec:
             out.append(self.mix.seed)
         return out
 
-    def key(self) -> "LatentSpec":
+    def key(self) -> LatentSpec:
         """The same head with irrelevant fields normalised: a cache key (t = 0 ignores seed B, t = 1 is seed B)."""
         if self.seed_b is None or self.seed_b == self.seed or self.t == 0.0:
             return replace(self, seed_b=None, t=0.0, space="w")
@@ -213,6 +213,7 @@ def make_ws(
             z = lat.slerp(G.z_from_seed(latent.seed), G.z_from_seed(latent.seed_b), float(latent.t))  # [1, z_dim]
             ws = mapped_ws(G, z, latent, c)
         elif latent.interpolating:
+            assert latent.seed_b is not None  # interpolating implies a second seed
             t = float(latent.t)
             ws = (1.0 - t) * _seed_ws(G, latent.seed, latent, c) + t * _seed_ws(G, latent.seed_b, latent, c)
         elif latent.seed_b is not None and latent.t >= 1.0:

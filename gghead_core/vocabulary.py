@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, Union, get_args
+from typing import Any, Literal, get_args
 
 Backend = Literal["auto", "gsplat", "opengl", "torch"]
 Mode = Literal["rgb", "alpha", "depth"]
@@ -20,7 +20,7 @@ InterpSpace = Literal["w", "z"]  # "w": linear in W; "z": spherical in Z (then m
 InterpMethod = Literal["lerp", "slerp"]
 Conditioning = Literal["frontal", "camera"]  # mapping label: the frontal camera, or each frame's camera
 BackgroundName = Literal["white", "black", "transparent"]
-Background = Union[BackgroundName, tuple[float, float, float]]
+Background = BackgroundName | tuple[float, float, float]
 
 BACKENDS: tuple[str, ...] = get_args(Backend)
 MODES: tuple[str, ...] = get_args(Mode)
