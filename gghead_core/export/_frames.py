@@ -6,9 +6,10 @@ import math
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -109,7 +110,7 @@ class _Mp4Sink(FrameSink):
         self._size: tuple[int, ...] | None = None
         self.frames = 0
 
-    def _start(self, frame: np.ndarray) -> None:
+    def _start(self, frame: np.ndarray) -> subprocess.Popen:
         import imageio_ffmpeg
 
         h, w = frame.shape[:2]
@@ -122,36 +123,42 @@ class _Mp4Sink(FrameSink):
         try:
             # Own session: Ctrl-C / SIGHUP aimed at the terminal's process group reach us, not ffmpeg; we stop
             # it ourselves in abort().
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
-                                          start_new_session=True)
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                    start_new_session=True)
         except OSError as exc:
             self._log.close()
             raise OutputWriteError(f"cannot start ffmpeg to write {_final_name(self.temp)}: "
                                    f"{exc.strerror or exc}") from None
+        self._proc = proc
         self._size = frame.shape
+        return proc
 
     def write(self, frame: np.ndarray) -> None:
         frame = np.ascontiguousarray(pad_to_even(to_uint8(frame)[..., :3]))
-        if self._proc is None:
-            self._start(frame)
+        proc = self._proc
+        if proc is None:
+            proc = self._start(frame)
         elif frame.shape != self._size:
             raise ValueError(f"video frames must all have the same size: {frame.shape} vs {self._size}")
+        assert proc.stdin is not None  # started with stdin=PIPE
         try:
-            self._proc.stdin.write(frame.view(np.uint8))
+            proc.stdin.write(frame.view(np.uint8))
         except OSError:  # BrokenPipeError: ffmpeg has exited; its log says why
             self._fail()
         self.frames += 1
 
     def close(self) -> None:
-        if self._proc is None:
+        proc = self._proc
+        if proc is None:
             if self.frames == 0:
                 raise ValueError("a video needs at least one frame")
             return
+        assert proc.stdin is not None  # started with stdin=PIPE
         try:
-            self._proc.stdin.close()
+            proc.stdin.close()
         except OSError:
             pass
-        if self._proc.wait() != 0:
+        if proc.wait() != 0:
             self._fail()
         self._cleanup()
 
@@ -176,12 +183,11 @@ class _Mp4Sink(FrameSink):
 
     def _cleanup(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            for stream in (proc.stdin,):
-                try:
-                    stream.close()
-                except (OSError, ValueError):
-                    pass
+        if proc is not None and proc.stdin is not None:  # stdin is always a pipe (Popen(stdin=PIPE))
+            try:
+                proc.stdin.close()
+            except (OSError, ValueError):
+                pass
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -290,8 +296,10 @@ def _read_mp4(path: Path) -> np.ndarray:
     import imageio.v2 as iio2
 
     reader = iio2.get_reader(os.fspath(path), format="FFMPEG")
+    # imageio's stub says Reader.__iter__ returns an Array; it returns an iterator over the frames.
+    frames = cast("Iterable[np.ndarray]", reader)
     try:
-        return np.stack([np.asarray(f) for f in reader])
+        return np.stack([np.asarray(f) for f in frames])
     finally:
         reader.close()
 

@@ -93,7 +93,7 @@ def write_ply(path: str | os.PathLike, cols: dict[str, np.ndarray]) -> None:
         data[name] = cols[name]
     with _writing(path), open(path, "wb") as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
-        fh.write(data.view(np.uint8))
+        fh.write(data.view(np.uint8).data)  # the array's bytes as a memoryview (no copy)
 
 
 _PLY_TYPES = {
@@ -141,8 +141,8 @@ def read_ply(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 raw = fh.read(dtype.itemsize * count)
                 if len(raw) != dtype.itemsize * count:
                     raise ValueError(f"{os.fspath(path)!r}: PLY data is truncated")
-                arr = np.frombuffer(raw, dtype=dtype)
-                values = {p: arr[p].astype(arr.dtype[p].newbyteorder("=")) for p, _ in props}
+                records = np.frombuffer(raw, dtype=dtype)
+                values = {p: records[p].astype(dtype[p].newbyteorder("=")) for p, _ in props}
             if name == "vertex":
                 out = values
         return out
@@ -181,7 +181,7 @@ def gaussians_to_splat_array(g: Gaussians, index: int = 0) -> np.ndarray:
 def write_splat(path: str | os.PathLike, splats: np.ndarray) -> None:
     if splats.dtype != SPLAT_DTYPE:
         raise ValueError("write_splat expects an array of SPLAT_DTYPE")
-    write_bytes(path, np.ascontiguousarray(splats).view(np.uint8))
+    write_bytes(path, np.ascontiguousarray(splats).view(np.uint8).data)
 
 
 def read_splat(path: str | os.PathLike) -> np.ndarray:

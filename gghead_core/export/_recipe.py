@@ -38,10 +38,13 @@ def camera_to_dict(camera: Camera) -> dict[str, Any]:
 
 
 def camera_from_dict(d: dict[str, Any]) -> Camera:
+    principal = tuple(float(v) for v in d.get("principal", (0.5, 0.5)))
+    if len(principal) != 2:
+        raise ValueError(f"camera principal point must be two numbers (cx, cy), got {len(principal)}")
     return Camera(
         cam2world=np.asarray(d["cam2world"], dtype=np.float64),
         focal=float(d.get("focal", 4.2647)),
-        principal=tuple(float(v) for v in d.get("principal", (0.5, 0.5))),
+        principal=principal,
     )
 
 
