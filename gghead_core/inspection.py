@@ -48,7 +48,10 @@ def _set(obj: Any, name: str, value: Any) -> None:
 def _check_rgb(value: Any, what: str) -> tuple[float, float, float]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
         raise SpecError(f"{what} must be three numbers R,G,B in [0, 1], got {value!r}")
-    return tuple(check_number(v, what, lo=0.0, hi=1.0) for v in value)  # type: ignore[return-value]
+    rgb = tuple(check_number(v, what, lo=0.0, hi=1.0) for v in value)
+    if len(rgb) != 3:  # an object whose len() and iteration disagree
+        raise SpecError(f"{what} must be three numbers R,G,B in [0, 1], got {value!r}")
+    return rgb
 
 
 @dataclass(frozen=True)

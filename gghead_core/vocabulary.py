@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 Backend = Literal["auto", "gsplat", "opengl", "torch"]
 Mode = Literal["rgb", "alpha", "depth"]
@@ -122,6 +122,10 @@ def check_resolution(value: Any) -> int:
     return r
 
 
+def _is_background_name(text: str) -> TypeGuard[BackgroundName]:
+    return text in BACKGROUND_NAMES
+
+
 def parse_background(value: Any) -> Background:
     """``white`` | ``black`` | ``transparent`` | ``R,G,B`` text or a 3-sequence of floats in [0, 1].
 
@@ -130,8 +134,8 @@ def parse_background(value: Any) -> Background:
     """
     if isinstance(value, str):
         s = value.strip().lower()
-        if s in BACKGROUND_NAMES:
-            return s  # type: ignore[return-value]
+        if _is_background_name(s):
+            return s
         parts = s.split(",")
     elif isinstance(value, (list, tuple)):
         parts = list(value)

@@ -364,7 +364,9 @@ def _run_plan(ctx: sharding.DistContext, spec: SampleSpec, folder: DatasetFolder
               quiet: bool, load_generator_fn: Callable[..., Any] | None, render_fn: Callable[..., Any] | None,
               record: dict[str, Any] | None) -> SampleSummary | None:
     if load_generator_fn is None:
-        from gghead_core import load_generator as load_generator_fn  # type: ignore[no-redef]
+        from gghead_core import load_generator
+
+        load_generator_fn = load_generator
     if render_fn is None:
         from gghead_core.pipeline import default_render_fn
 

@@ -22,6 +22,7 @@ Sidecars: every output ``X`` gets a recipe ``X.json`` next to it (for a folder o
 from __future__ import annotations
 
 from gghead_core.export._frames import (  # noqa: F401
+    FolderSink,
     FrameSink,
     frame_file_name,
     frame_names,
@@ -99,6 +100,7 @@ __all__ = [
     "signals_as_interrupt",
     "write_bytes",
     "write_error",
+    "FolderSink",
     "FrameSink",
     "frame_file_name",
     "frame_names",

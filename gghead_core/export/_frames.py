@@ -237,8 +237,9 @@ class _GifSink(FrameSink):
         self._frames = []
 
 
-class _FolderSink(FrameSink):
-    """Numbered PNGs ``frame_0000.png ...`` in a (temp) folder."""
+class FolderSink(FrameSink):
+    """Numbered PNGs ``frame_0000.png ...`` in a (temp) folder; ``temp_dir`` is that folder, so a caller can put
+    the recipe beside the frames and have it committed with them."""
 
     def __init__(self, temp_dir: Path, n_frames: int) -> None:
         self.temp_dir = temp_dir
@@ -270,7 +271,7 @@ def open_frame_sink(
         folder = is_folder_target(out)
     ext = "" if folder else check_extension(out, VIDEO_EXTENSIONS)
     if ext == "":
-        return _FolderSink(tx.folder(out, frame_names(n_frames)), n_frames)
+        return FolderSink(tx.folder(out, frame_names(n_frames)), n_frames)
     temp = tx.file(out)
     return _Mp4Sink(temp, fps) if ext == ".mp4" else _GifSink(temp, fps)
 

@@ -78,7 +78,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     """Check ``value``'s JSON type against ``hint`` and convert lists to tuples where the hint says so."""
     if hint is Any:
         return value
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):  # hints are classes, never dataclass instances
         return build(hint, value, where)
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):

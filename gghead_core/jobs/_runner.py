@@ -255,7 +255,11 @@ class JobContext:
                 sink.abort()
                 raise
             recipe = make_recipe()
-            target = sink.temp_dir / ex.FOLDER_RECIPE_NAME if folder else tx.file(ex.sidecar_path(out, folder=False))
+            if folder:
+                assert isinstance(sink, ex.FolderSink)  # folder=True always opens a PNG-folder sink
+                target = sink.temp_dir / ex.FOLDER_RECIPE_NAME
+            else:
+                target = tx.file(ex.sidecar_path(out, folder=False))
             ex.write_recipe(target, recipe)
 
     def result(self, frames: int) -> JobResult:

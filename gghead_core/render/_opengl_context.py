@@ -50,9 +50,21 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard, get_args
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from glfw import _GLFWwindow
+
+    GlfwWindow: TypeAlias = ctypes._Pointer[_GLFWwindow]  # python-glfw's window handle
 
 ContextKind = Literal["auto", "glfw", "egl", "current"]
+
+
+def _is_context_kind(text: str) -> TypeGuard[ContextKind]:
+    return text in get_args(ContextKind)
+
 
 log = logging.getLogger("gghead_core.render.opengl")
 
@@ -181,7 +193,7 @@ class _Libs:
 _GLFW_USED = False  # set once we have initialised python-glfw ourselves
 
 
-def _glfw_current_window(handle: int | None):
+def _glfw_current_window(handle: int | None) -> GlfwWindow | None:
     """python-glfw's current window, if we share that library with the caller and it owns ``handle``.
 
     If the caller also uses python-glfw, restoring its context through glfw (not raw GLX) keeps glfw's
@@ -225,7 +237,7 @@ class CurrentContextSnapshot:
     egl_read: int | None = None
     egl_context: int | None = None
     egl_api: int = _EGL_OPENGL_API
-    glfw_window: object = field(default=None, compare=False)  # python-glfw window owning glx/egl_context, if any
+    glfw_window: GlfwWindow | None = field(default=None, compare=False)  # python-glfw window owning the context
 
     @staticmethod
     def capture() -> CurrentContextSnapshot:
@@ -269,8 +281,10 @@ class CurrentContextSnapshot:
         """Make no context current for this snapshot's API (needed before binding a context of the other API)."""
         libs = _Libs.load()
         if self.api == "glx":
+            assert libs.glx is not None  # a GLX context was captured, so libGL is loaded
             libs.glx.glXMakeContextCurrent(self.glx_display, 0, 0, None)
         elif self.api == "egl":
+            assert libs.egl is not None  # an EGL context was captured, so libEGL is loaded
             libs.egl.eglMakeCurrent(self.egl_display, None, None, None)
 
     def restore(self) -> None:
@@ -283,9 +297,11 @@ class CurrentContextSnapshot:
             if CurrentContextSnapshot.capture().context_handle == self.context_handle:
                 return
         if self.api == "glx":
+            assert libs.glx is not None  # a GLX context was captured, so libGL is loaded
             if not libs.glx.glXMakeContextCurrent(self.glx_display, self.glx_draw, self.glx_read, self.glx_context):
                 raise OpenGLError("could not restore the previously current GLX context")
         elif self.api == "egl":
+            assert libs.egl is not None  # an EGL context was captured, so libEGL is loaded
             libs.egl.eglBindAPI(self.egl_api)
             if not libs.egl.eglMakeCurrent(self.egl_display, self.egl_draw, self.egl_read, self.egl_context):
                 raise OpenGLError(
@@ -356,7 +372,7 @@ class GlfwHiddenContext(GLContext):
             global _GLFW_USED
             _GLFW_USED = True
             self._api = glfw.get_platform() if hasattr(glfw, "get_platform") else None
-            self.window = None
+            self.window: GlfwWindow | None = None
             snapshot = CurrentContextSnapshot.capture()  # glfw leaves its new context current; put things back
             try:
                 for major, minor in _GL_VERSIONS:
@@ -381,7 +397,8 @@ class GlfwHiddenContext(GLContext):
                 if snapshot.api != "none":
                     snapshot.restore()
                 elif self.window is not None:
-                    glfw.make_context_current(None)
+                    # glfw's stub omits None; glfwMakeContextCurrent(NULL) is documented to detach the context
+                    glfw.make_context_current(None)  # type: ignore[arg-type]
         if self.window is None:
             raise OpenGLError("glfw could not create a hidden OpenGL window (" + "; ".join(errors[-2:]) + ")")
         # The platform API of the context glfw created (GLX on X11, EGL on Wayland).
@@ -389,10 +406,13 @@ class GlfwHiddenContext(GLContext):
         self.api = "egl" if wayland else "glx"
 
     def make_current(self) -> None:
+        if self.window is None:
+            raise OpenGLError("the glfw context was destroyed")
         self._glfw.make_context_current(self.window)
 
     def release(self) -> None:
-        self._glfw.make_context_current(None)
+        # glfw's stub omits None; glfwMakeContextCurrent(NULL) is documented to detach the context
+        self._glfw.make_context_current(None)  # type: ignore[arg-type]
 
     def handle(self) -> int | None:
         getter = getattr(self._glfw, "get_glx_context" if self.api == "glx" else "get_egl_context", None)
@@ -758,8 +778,10 @@ def probe_in_subprocess(kind: ContextKind = "auto", timeout_s: float = 20.0) -> 
 if __name__ == "__main__" and len(sys.argv) >= 2 and sys.argv[1] == "--probe":
     try:
         _kind = sys.argv[2] if len(sys.argv) > 2 else "auto"
+        if not _is_context_kind(_kind):
+            raise ValueError(f"unknown OpenGL context kind {_kind!r} (auto|glfw|egl|current)")
         _cuda = int(sys.argv[sys.argv.index("--cuda") + 1]) if "--cuda" in sys.argv else None
-        _info = probe_current_process(_kind, cuda_device=_cuda)  # type: ignore[arg-type]
+        _info = probe_current_process(_kind, cuda_device=_cuda)
         _info["ok"] = True
     except Exception as _exc:  # report, never crash silently
         _info = {"ok": False, "error": f"{type(_exc).__name__}: {_exc}".splitlines()[0][:300]}
