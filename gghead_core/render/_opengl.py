@@ -418,7 +418,8 @@ class OpenGLRasterizer:
             raise ValueError(f"primitive must be auto|points|triangles|quads, got {primitive!r}")
         self._lock = threading.RLock()
         self._primitive_request = primitive
-        self._gl_version_cap = tuple(gl_version_cap) if gl_version_cap is not None else None
+        self._gl_version_cap = (
+            None if gl_version_cap is None else (int(gl_version_cap[0]), int(gl_version_cap[1])))
         self._split_timings_request = split_timings
         self.last_timings_ms: dict[str, float] = {}
         self.last_cpu_ms: dict[str, float] = {}
@@ -441,10 +442,13 @@ class OpenGLRasterizer:
 
     # -- setup ---------------------------------------------------------------------------------------------
 
-    def _activated(self):
+    def _context(self) -> GLContext:
         if self._ctx is None:
             raise OpenGLError("the OpenGL rasterizer has been closed")
-        return activated(self._ctx)
+        return self._ctx
+
+    def _activated(self):
+        return activated(self._context())
 
     def _init_gl(self, GL, sort: SortMode, primitive: PrimitiveMode) -> None:
         def text(name):
@@ -460,7 +464,7 @@ class OpenGLRasterizer:
         if self._gl_version_cap is not None:
             self.gl_version = min(self.gl_version, self._gl_version_cap)
         self.is_software = any(s in self.renderer.lower() for s in _SOFTWARE_RENDERERS)
-        log.info("OpenGL rasterizer: %s, %s via %s", self.renderer, self.gl_version_string, self._ctx.describe())
+        log.info("OpenGL rasterizer: %s, %s via %s", self.renderer, self.gl_version_string, self._context().describe())
         # A compatibility-profile context (DearPyGui's, with context="current") rasterizes points with the
         # legacy rules (integer size, snapped centre) unless GL_POINT_SPRITE is on; core contexts always use
         # sprite rules and reject that enum.
@@ -470,7 +474,7 @@ class OpenGLRasterizer:
         if not self.projected and (sort == "gpu" or primitive in ("points", "triangles")):
             raise OpenGLError(f"sort='gpu' and primitive='{primitive}' need OpenGL 4.3; the context has "
                               f"{self.gl_version_string}")
-        self.sort_mode = "cpu" if (sort == "cpu" or not self.projected) else (
+        self.sort_mode: Literal["gpu", "cpu"] = "cpu" if (sort == "cpu" or not self.projected) else (
             "gpu" if (sort == "gpu" or not self.is_software) else "cpu")
         # The projection's footprint statistics only serve the points-or-quads choice: hardware GPUs always
         # get quads (unless points are forced), so they skip the read (a host stall per frame).
@@ -788,6 +792,8 @@ class OpenGLRasterizer:
         GL.glUseProgram(0)
 
     def _sort_cpu(self, GL, viewmat: np.ndarray) -> None:
+        if self._scene.means is None:
+            raise OpenGLError("no Gaussians have been uploaded yet (call set_gaussians or rasterize first)")
         order = cpu_depth_order(self._scene.means, viewmat)
         self._buffer_write(GL, self._order_buf, order)
 
@@ -1004,7 +1010,7 @@ class OpenGLRasterizer:
         with_depth = bool(with_depth)
         GL = _gl()
         with self._lock, self._activated():
-            saved = self._save_state(GL) if not self._ctx.owns_context else None
+            saved = self._save_state(GL) if not self._context().owns_context else None
             try:
                 times, cpu_times = [], []
 
@@ -1070,7 +1076,7 @@ class OpenGLRasterizer:
 
     def _save_state(self, GL) -> dict:
         get = GL.glGetIntegerv
-        caps = (GL.GL_DEPTH_TEST, GL.GL_CULL_FACE, GL.GL_SCISSOR_TEST, GL.GL_STENCIL_TEST, GL.GL_FRAMEBUFFER_SRGB,
+        caps: tuple[int, ...] = (GL.GL_DEPTH_TEST, GL.GL_CULL_FACE, GL.GL_SCISSOR_TEST, GL.GL_STENCIL_TEST, GL.GL_FRAMEBUFFER_SRGB,
                 GL.GL_MULTISAMPLE, GL.GL_BLEND, GL.GL_PROGRAM_POINT_SIZE)
         if getattr(self, "compat_profile", False):
             caps += (_GL_POINT_SPRITE, _GL_POINT_SMOOTH)
