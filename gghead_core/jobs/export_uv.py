@@ -79,7 +79,8 @@ def npz_arrays(maps: UVMaps) -> dict[str, np.ndarray]:
 
 def _write_npz(path: Path, maps: UVMaps) -> None:
     with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to the temp name
-        np.savez_compressed(fh, **npz_arrays(maps))  # type: ignore[arg-type]  # numpy stubs: allow_pickle
+        # numeric arrays only (no pickles); naming allow_pickle also keeps **arrays from matching that parameter
+        np.savez_compressed(fh, allow_pickle=False, **npz_arrays(maps))
 
 
 def manifest(maps: UVMaps) -> dict[str, Any]:
