@@ -95,8 +95,11 @@ def upsample2d_reference(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 FP16_CONV_CLAMP = 256.0
 """Clamp used by float16 blocks of models that have ``conv_clamp=None``. The official training scripts pair
 fp16 with ``conv_clamp=256`` (spec: "256 only if fp16 is on"); without a clamp, fp16 activations of a model
-trained in fp32 can overflow to inf and the skip sum to NaN. fp32 (and bf16, which has fp32's range) blocks
-are never clamped unless the checkpoint says so."""
+trained in fp32 can overflow to inf and the skip sum to NaN. The clamp applies to every fp16 layer's output
+and to the activation entering the first fp16 block from an unclamped fp32 one (what a conv_clamp=256 model
+would have clamped there). fp32 (and bf16, which has fp32's range) blocks are never clamped unless the
+checkpoint says so. Refusing fp16 for these models was the alternative; clamping keeps the fp16 speed mode
+usable and is what the official configs do whenever fp16 is on."""
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 LOW_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -399,6 +402,8 @@ class SynthesisBlock(nn.Module):
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
             x = self.conv1(x.contiguous(memory_format=layout), w_rows[0], noise_mode)
         else:
+            if dtype == torch.float16 and self.conv0.conv_clamp is None:
+                x = x.clamp(-FP16_CONV_CLAMP, FP16_CONV_CLAMP)  # an unclamped fp32 block can exceed fp16's range
             x = self.conv0(x.to(dtype).contiguous(memory_format=layout), w_rows[0], noise_mode)
             x = self.conv1(x, w_rows[1], noise_mode)
         if img is not None:
