@@ -263,7 +263,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             scale = scale * dcoefs.reshape(b, out_ch, 1)  # [B, O, I]
         elif gain != 1:
             scale = scale * gain
-        x = x.reshape(1, b * in_ch, h, w_)
+        if b != 1:  # (for one head a same-shape reshape would drop the channels_last strides oneDNN keeps)
+            x = x.reshape(1, b * in_ch, h, w_)
         if up == 1:
             wgt = (weight.unsqueeze(0) * scale.reshape(b, out_ch if demodulate else 1, in_ch, 1, 1)).to(x.dtype)
             x = F.conv2d(x, wgt.reshape(b * out_ch, in_ch, kh, kw), padding=padding, groups=b)
@@ -274,7 +275,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             wgt = weight_t.unsqueeze(0) * scale.transpose(1, 2).reshape(b, in_ch, -1, 1, 1)  # [B, I, O, k, k]
             x = F.conv_transpose2d(x, wgt.to(x.dtype).reshape(b * in_ch, out_ch, kh, kw), stride=up, padding=0,
                                    groups=b)
-        x = x.reshape(b, out_ch, x.shape[2], x.shape[3])
+        if b != 1:
+            x = x.reshape(b, out_ch, x.shape[2], x.shape[3])
     else:
         x = x * styles.to(x.dtype).reshape(b, -1, 1, 1)
         if up == 1:
