@@ -22,9 +22,20 @@ _ANCHORS = (
 )
 
 
+_ANCHORS_ON: dict[torch.device, torch.Tensor] = {}
+
+
+def _anchors(device: torch.device) -> torch.Tensor:
+    """The anchor table on ``device``, copied there once (a per-frame copy to CUDA would sync the stream)."""
+    table = _ANCHORS_ON.get(device)
+    if table is None:
+        table = _ANCHORS_ON[device] = torch.tensor(_ANCHORS, dtype=torch.float32).to(device)
+    return table
+
+
 def rainbow(values: torch.Tensor) -> torch.Tensor:
     """Map ``values [...]`` (clamped to [0, 1]) to colours ``[..., 3]``."""
-    anchors = torch.tensor(_ANCHORS, dtype=torch.float32, device=values.device)
+    anchors = _anchors(values.device)
     pos, colors = anchors[:, 0].contiguous(), anchors[:, 1:]
     v = values.to(torch.float32).clamp(0.0, 1.0)
     hi = torch.searchsorted(pos, v.contiguous(), right=False).clamp(1, len(pos) - 1)  # [...]
