@@ -457,7 +457,7 @@ class GpuCheck:
             def step(precision=precision):
                 state["t"] = (state["t"] + 0.013) % 1.0
                 with torch.no_grad():
-                    z = slerp(za, zb, state["t"])  # t stays a Python float: no device round trip
+                    z = slerp(za, zb, state["t"])  # as the viewer does, host reads of t included (#17)
                     g = G.synthesis(G.mapping(z, truncation_psi=0.7), precision=precision)
                 r = render(g, cam, res)
                 state["backend"] = r.backend

@@ -394,15 +394,19 @@ def render(
     if events is not None:
         events[1].record()
 
-    viewmat = _small_tensor(_matrix_values(camera.world2cam()), device)  # [4, 4]
-    K = _small_tensor(_matrix_values(camera.intrinsics_pixels(width, height)), device)  # [3, 3]
-    bg = _small_tensor(tuple(float(v) for v in bg_rgb), device)  # [3]
+    # Camera inputs live where the rasterizer reads them: on the device for gsplat/torch, on the host for
+    # OpenGL (it hands them to GL as numpy; CUDA copies would be read back every frame).
+    cam_device = torch.device("cpu") if chosen == "opengl" else device
+    viewmat = _small_tensor(_matrix_values(camera.world2cam()), cam_device)  # [4, 4]
+    K = _small_tensor(_matrix_values(camera.intrinsics_pixels(width, height)), cam_device)  # [3, 3]
+    bg_raster = _small_tensor(tuple(float(v) for v in bg_rgb), cam_device)  # [3]
+    bg = _small_tensor(tuple(float(v) for v in bg_rgb), device)  # [3] for compositing below
     scales = gaussians.scales * scale_modifier if scale_modifier != 1.0 else gaussians.scales
     heads = (gaussians.means, gaussians.quats, scales, gaussians.opacities, colors)
 
     t0 = time.perf_counter()
     try:
-        rgb, alpha, depth_acc = _rasterize_all(chosen, heads, viewmat, K, width, height, bg, timings)
+        rgb, alpha, depth_acc = _rasterize_all(chosen, heads, viewmat, K, width, height, bg_raster, timings)
     except Exception as exc:
         if chosen == "torch":
             raise
@@ -417,7 +421,7 @@ def render(
         # A fast backend broke mid-flight (lost GL context, gsplat missing...): remember that, say so, and
         # finish with the reference so the caller still gets the picture.
         chosen, reason = "torch", f"{failure}; using torch"
-        rgb, alpha, depth_acc = _rasterize_all("torch", heads, viewmat, K, width, height, bg, timings)
+        rgb, alpha, depth_acc = _rasterize_all("torch", heads, viewmat, K, width, height, bg_raster, timings)
     rgb, alpha, depth_acc = (t.to(device) for t in (rgb, alpha, depth_acc))  # OpenGL returns host tensors
     timings["rasterize"] = (time.perf_counter() - t0) * 1e3
     if events is not None:
