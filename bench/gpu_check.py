@@ -360,6 +360,30 @@ class GpuCheck:
                                        max_abs_error_vs_fp32=errors, finite=finite))
             if deadline.passed():
                 break
+        if not self.cuda:
+            sec.info["cuda_graphs"] = "not in CPU MODE (CUDA graphs need CUDA)"
+            return
+        # The speed option: the same z -> Gaussians replayed from a CUDA graph (Generator.graphed).
+        for i, precision in enumerate(self.args.graph_precisions):
+            if deadline.left() < 2:
+                sec.info["cuda_graphs_skipped"] = self.args.graph_precisions[i:]
+                break
+            try:
+                graphed = G.graphed(1, truncation_psi=0.7, precision=precision)
+                out = graphed(z)
+                with torch.no_grad():
+                    eager = G.synthesis(G.mapping(z, truncation_psi=0.7), precision=precision)
+                same = max(float((getattr(out, k) - getattr(eager, k)).abs().max()) for k in ("means", "sh"))
+                share = Deadline(deadline.left() / (len(self.args.graph_precisions) - i))
+                timing = time_fn(lambda: graphed(z), **self.timing_kwargs(share))
+                sec.rows.append(timing.row(f"generate {precision} (CUDA graph)",
+                                           GOALS_MS.get(f"generate {precision}"), self.cuda,
+                                           max_abs_diff_vs_eager=float(f"{same:.3g}")))
+            except Exception as exc:  # a capture problem must not hide the eager rows
+                sec.rows.append(Row(f"generate {precision} (CUDA graph)",
+                                    extra={"error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}))
+                if "CUDA error" in str(exc):
+                    raise
 
     def gsplat(self, sec: Section, deadline: Deadline) -> None:
         ok, why = backend_status("gsplat")
@@ -451,20 +475,36 @@ class GpuCheck:
         _, copy = self._display_copy(res)
         za, zb = G.z_from_seed(3), G.z_from_seed(4)
         cam = OrbitCamera(yaw_deg=0.0).to_camera()
-        for precision in self.args.animate_precisions:
+        variants = [(p, False) for p in self.args.animate_precisions]
+        if self.cuda:
+            variants += [(p, True) for p in self.args.graph_precisions]
+        for i, (precision, use_graph) in enumerate(variants):
             state = {"t": 0.0, "backend": ""}
+            generate = None
+            if use_graph:
+                try:
+                    generate = G.graphed(1, truncation_psi=0.7, precision=precision)
+                except Exception as exc:
+                    sec.rows.append(Row(f"animate frame {res}x{res} ({precision}, CUDA graph)",
+                                        extra={"error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}))
+                    continue
 
-            def step(precision=precision):
+            def step(precision=precision, generate=generate):
                 state["t"] = (state["t"] + 0.013) % 1.0
                 with torch.no_grad():
                     z = slerp(za, zb, state["t"])  # as the viewer does, host reads of t included (#17)
-                    g = G.synthesis(G.mapping(z, truncation_psi=0.7), precision=precision)
+                    if generate is not None:
+                        g = generate(z)
+                    else:
+                        g = G.synthesis(G.mapping(z, truncation_psi=0.7), precision=precision)
                 r = render(g, cam, res)
                 state["backend"] = r.backend
                 copy(r.image[0])
 
-            timing = time_fn(step, **self.timing_kwargs(Deadline(deadline.left() / 2)), host_clock=True)
-            sec.rows.append(timing.row(f"animate frame {res}x{res} ({precision})",
+            share = Deadline(deadline.left() / (len(variants) - i))
+            timing = time_fn(step, **self.timing_kwargs(share), host_clock=True)
+            label = f"{precision}, CUDA graph" if use_graph else precision
+            sec.rows.append(timing.row(f"animate frame {res}x{res} ({label})",
                                        GOALS_MS["animate frame"] if res == 1024 else None, self.cuda,
                                        backend=state["backend"]))
             if deadline.passed():
@@ -595,13 +635,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations first (CUDA 5, CPU 1)")
     p.add_argument("--animate-precisions", nargs="+", default=None, choices=("fp32", "fp16", "bf16"),
                    help="precisions of the animate rows (CUDA fp32 fp16 bf16, CPU fp32)")
+    p.add_argument("--graph-precisions", nargs="*", default=None, choices=("fp32", "fp16", "bf16"),
+                   help="precisions also timed as CUDA graphs (Generator.graphed; CUDA fp32 fp16 bf16, CPU none)")
     p.add_argument("--skip-tests", action="store_true", help="no pytest section")
     args = p.parse_args(argv)
     cuda = torch.cuda.is_available() and not args.cpu
     defaults = dict(budget_s=330.0, resolution=1024, batch_resolution=512, batches=[1, 8, 32], iters=60,
-                    batch_iters=20, warmup=5, animate_precisions=["fp32", "fp16", "bf16"]) if cuda else dict(
+                    batch_iters=20, warmup=5, animate_precisions=["fp32", "fp16", "bf16"],
+                    graph_precisions=["fp32", "fp16", "bf16"]) if cuda else dict(
         budget_s=50.0, resolution=128, batch_resolution=64, batches=[1, 2], iters=2, batch_iters=1, warmup=1,
-        animate_precisions=["fp32"])
+        animate_precisions=["fp32"], graph_precisions=[])
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)

@@ -168,3 +168,9 @@ def test_default_label_is_cached_per_device_and_fresh_per_call():
     assert a.shape == (2, 25) and torch.equal(a, b)
     a.zero_()  # callers may modify what they get: the cache must not change
     assert not torch.equal(G.default_label(1)[0], a[0])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal; this machine has CUDA")
+def test_cuda_graph_option_refuses_cpu_generators():
+    with pytest.raises(ValueError, match="CUDA graphs need the generator on a CUDA device"):
+        _random_generator().graphed(1)
