@@ -228,6 +228,7 @@ class GpuCheck:
                 self.cuda_broken = sec.reason
         sec.elapsed_s = round(time.monotonic() - t0, 2)
         print(f"[gpu_check] {name}: {sec.status} in {sec.elapsed_s} s {sec.reason}", flush=True)
+        self.write()  # after every section: an outer timeout (gpu_run.sh's) still leaves a partial report
         return sec
 
     def generator(self) -> Generator:
