@@ -210,10 +210,15 @@ class WeightCache:
     key: tuple
     weight_sq: torch.Tensor
     weight_t: torch.Tensor | None
+    source: torch.Tensor  # an alias of the weight: keeps its memory alive, so its address cannot be reused
 
 
 def weight_cache(weight: torch.Tensor, previous: WeightCache | None, *, transpose: bool) -> WeightCache | None:
     """Reuse ``previous`` while ``weight`` is the same storage at the same version, else rebuild it.
+
+    The key is (address, in-place version, device, dtype, shape); the cache holds an alias of the weight, so
+    the address cannot be freed and handed to different values while the key is in use (``param.data = ...``
+    or ``module.to()`` give a new address, ``load_state_dict``/in-place edits a new version).
 
     None while autograd tracks the weight (training: derived tensors must stay in the graph) and for inference
     tensors (whose version counter cannot be read).
@@ -224,7 +229,7 @@ def weight_cache(weight: torch.Tensor, previous: WeightCache | None, *, transpos
     if previous is not None and previous.key == key:
         return previous
     weight_t = weight.transpose(0, 1).contiguous() if transpose else None
-    return WeightCache(key=key, weight_sq=weight.square().sum(dim=[2, 3]), weight_t=weight_t)
+    return WeightCache(key=key, weight_sq=weight.square().sum(dim=[2, 3]), weight_t=weight_t, source=weight.detach())
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool,
