@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -117,6 +118,16 @@ def fp32_precision(device: torch.device, *, allow_tf32: bool) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
+    with _PRECISION_LOCK:  # the flags are process-wide: one generator call at a time sets and restores them
+        with _fp32_precision_flags(allow_tf32):
+            yield
+
+
+_PRECISION_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _fp32_precision_flags(allow_tf32: bool) -> Iterator[None]:
     want = "tf32" if allow_tf32 else "ieee"
     conv = getattr(torch.backends.cudnn, "conv", None)
     if conv is not None and hasattr(conv, "fp32_precision"):

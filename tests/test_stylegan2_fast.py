@@ -174,3 +174,20 @@ def test_default_label_is_cached_per_device_and_fresh_per_call():
 def test_cuda_graph_option_refuses_cpu_generators():
     with pytest.raises(ValueError, match="CUDA graphs need the generator on a CUDA device"):
         _random_generator().graphed(1)
+
+
+def test_fp32_precision_context_sets_ieee_for_cuda_and_restores():
+    # Only flags are touched, so this runs without a GPU: a CUDA device object is enough.
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    with fp32_precision(torch.device("cuda"), allow_tf32=False):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+        with fp32_precision(torch.device("cuda"), allow_tf32=False):  # nested (synthesis -> planes)
+            assert conv.fp32_precision == "ieee"
+        assert conv.fp32_precision == "ieee"
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+    with pytest.raises(RuntimeError):
+        with fp32_precision(torch.device("cuda"), allow_tf32=True):
+            assert conv.fp32_precision == "tf32"
+            raise RuntimeError("restored even on errors")
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
