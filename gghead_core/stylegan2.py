@@ -245,7 +245,7 @@ def weight_cache(weight: torch.Tensor, previous: WeightCache | None, *, transpos
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool,
                      up: int, fir: torch.Tensor | None, padding: int, gain: float = 1.0,
-                     cache: WeightCache | None = None) -> torch.Tensor:
+                     cache: WeightCache | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample modulated (and demodulated) convolution, times ``gain``; returns a fresh tensor.
 
     x ``[B, I, H, W]``, weight ``[O, I, k, k]``, styles ``[B, I]``. For ``up == 2`` a stride-2 transposed
@@ -255,6 +255,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     ``gain`` is folded into the demodulation coefficients (a ``[B, O]`` product instead of a pass over the
     image): the activation that follows is positively homogeneous, so ``lrelu(x + b) * g`` equals
     ``lrelu(g x + g b)`` up to rounding.
+
+    ``bias [O]`` (optional, already scaled) is added inside the last convolution where it can be (oneDNN adds
+    it while writing the output, sparing a pass over the activation), else afterwards.
 
     One head (``B == 1``) uses the fused form (modulated weights, one convolution), as the official code does
     at inference. Several heads use the official non-fused form (scale the input by the styles, one batched
@@ -283,7 +286,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             x = x.reshape(1, b * in_ch, h, w_)
         if up == 1:
             wgt = (weight.unsqueeze(0) * scale.reshape(b, out_ch if demodulate else 1, in_ch, 1, 1)).to(x.dtype)
-            x = F.conv2d(x, wgt.reshape(b * out_ch, in_ch, kh, kw), padding=padding, groups=b)
+            conv_bias = None if bias is None else bias.to(x.dtype).repeat(b)
+            x = F.conv2d(x, wgt.reshape(b * out_ch, in_ch, kh, kw), conv_bias, padding=padding, groups=b)
+            bias = None
         else:
             # conv_transpose2d wants [in, out/groups, k, k]: modulate the cached transposed weight directly
             # instead of transposing a modulated copy.
@@ -304,11 +309,16 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         x = x.mul_(scale) if not x.requires_grad else x * scale
     if up != 1:
         # The FIR's padding of 1 on every side is the convolution's own zero padding (no padded copy).
-        x = F.conv2d(x, _depthwise_fir(fir, out_ch, float(up * up), x.dtype), padding=1, groups=out_ch)
+        fir_bias = None if bias is None else bias.to(x.dtype)
+        x = F.conv2d(x, _depthwise_fir(fir, out_ch, float(up * up), x.dtype), fir_bias, padding=1, groups=out_ch)
+        bias = None
+    if bias is not None:
+        b_ = bias.to(x.dtype).reshape(1, -1, 1, 1)
+        x = x.add_(b_) if not x.requires_grad else x + b_
     return x
 
 
-def _add_bias_act(x: torch.Tensor, bias: torch.Tensor, noise: torch.Tensor | None, activation: str,
+def _add_bias_act(x: torch.Tensor, bias: torch.Tensor | None, noise: torch.Tensor | None, activation: str,
                   clamp: float | None) -> torch.Tensor:
     """``clamp(act(x + noise + bias))`` in place when ``x`` is a fresh tensor autograd does not track.
 
@@ -316,17 +326,20 @@ def _add_bias_act(x: torch.Tensor, bias: torch.Tensor, noise: torch.Tensor | Non
     that allocation cost 10x the arithmetic (measured: 16 ms vs 1.1 ms for one multiply), so inference updates
     the convolution's output in place; with autograd on (demo training) the same math runs out of place.
     """
-    bias = bias.to(x.dtype).reshape(1, -1, 1, 1)
+    if bias is not None:
+        bias = bias.to(x.dtype).reshape(1, -1, 1, 1)
     if x.requires_grad:
         if noise is not None:
             x = x + noise
-        x = x + bias
+        if bias is not None:
+            x = x + bias
         if activation == "lrelu":
             x = F.leaky_relu(x, LRELU_SLOPE)
         return x if clamp is None else x.clamp(-clamp, clamp)
     if noise is not None:
         x.add_(noise)
-    x.add_(bias)
+    if bias is not None:
+        x.add_(bias)
     if activation == "lrelu":
         F.leaky_relu_(x, LRELU_SLOPE)
     return x if clamp is None else x.clamp_(-clamp, clamp)
@@ -353,7 +366,7 @@ class SynthesisLayer(nn.Module):
         self._weight_cache = weight_cache(self.weight, self._weight_cache, transpose=self.up != 1)
         # The lrelu gain sqrt(2) is folded into the convolution, so noise and bias are scaled by it too.
         x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, fir=self.resample_filter,
-                             padding=1, gain=LRELU_GAIN, cache=self._weight_cache)
+                             padding=1, gain=LRELU_GAIN, cache=self._weight_cache, bias=self.bias * LRELU_GAIN)
         noise = None
         if self.use_noise and noise_mode == "const":
             noise = (self.noise_const * (self.noise_strength * LRELU_GAIN)).to(x.dtype)  # [R, R]
@@ -363,7 +376,7 @@ class SynthesisLayer(nn.Module):
         clamp = self.conv_clamp
         if clamp is None and x.dtype == torch.float16:
             clamp = FP16_CONV_CLAMP
-        return _add_bias_act(x, self.bias * LRELU_GAIN, noise, "lrelu", None if clamp is None else clamp * 1.0)
+        return _add_bias_act(x, None, noise, "lrelu", None if clamp is None else clamp * 1.0)
 
 
 class ToRGBLayer(nn.Module):
@@ -379,11 +392,11 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, up=1, fir=None, padding=0)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, up=1, fir=None, padding=0, bias=self.bias)
         clamp = self.conv_clamp
         if clamp is None and x.dtype == torch.float16:
             clamp = FP16_CONV_CLAMP
-        return _add_bias_act(x, self.bias, None, "linear", clamp)
+        return _add_bias_act(x, None, None, "linear", clamp)
 
 
 class SynthesisBlock(nn.Module):
