@@ -39,10 +39,21 @@ class ModelSpaceAttributes:
     opacity_logit: torch.Tensor
 
 
+def _last_dim_norm(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm over a short last dimension (3 or 4), ``[..., 1]``.
+
+    Written as the explicit sum of squared slices: torch's generic norm / ``F.normalize`` reduce a last
+    dimension of 3-4 slowly on the CPU (measured ~20 ms for 235k quaternions vs < 1 ms this way).
+    """
+    total = x[..., 0:1].square()
+    for i in range(1, x.shape[-1]):
+        total = total + x[..., i : i + 1].square()
+    return total.sqrt()
+
+
 def axis_angle_to_quaternion(axis_angle: torch.Tensor) -> torch.Tensor:
     """Axis-angle ``[..., 3]`` -> unit quaternion ``[..., 4]`` real part first, with the small-angle series."""
-    # sqrt of the explicit sum: torch's generic norm over a last dim of 3 takes ~15-35 ms for 235k rows on the CPU
-    angle = (axis_angle[..., 0:1].square() + axis_angle[..., 1:2].square() + axis_angle[..., 2:3].square()).sqrt()
+    angle = _last_dim_norm(axis_angle)
     half = 0.5 * angle
     small = angle.abs() < 1e-6
     safe_angle = torch.where(small, torch.ones_like(angle), angle)
@@ -308,7 +319,7 @@ class Generator(nn.Module):
                 cfg.max_scale)
         else:
             scales = torch.exp(attrs.log_scale)
-        quats = F.normalize(attrs.rotation, dim=-1, eps=1e-12)
+        quats = attrs.rotation / _last_dim_norm(attrs.rotation).clamp_min(1e-12)  # = F.normalize(eps=1e-12)
         opacities = mip_sigmoid(attrs.opacity_logit, cfg.opacity_overshoot, cfg.clamp_opacity).squeeze(-1)
         b, g = attrs.color.shape[:2]
         sh = attrs.color.reshape(b, g, cfg.num_sh_coefficients, cfg.n_color_channels)
