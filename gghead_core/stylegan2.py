@@ -95,7 +95,8 @@ def upsample2d_reference(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 FP16_CONV_CLAMP = 256.0
 """Clamp used by float16 blocks of models that have ``conv_clamp=None``. The official training scripts pair
-fp16 with ``conv_clamp=256`` (spec: "256 only if fp16 is on"); without a clamp, fp16 activations of a model
+fp16 with ``conv_clamp=256`` (EG3D's train.py, which GGHead's training builds on, sets
+``conv_clamp = 256 if g_num_fp16_res > 0 else None``; spec: "256 only if fp16 is on"); without a clamp, fp16 activations of a model
 trained in fp32 can overflow to inf and the skip sum to NaN. The clamp applies to every fp16 layer's output
 and to the activation entering the first fp16 block from an unclamped fp32 one (what a conv_clamp=256 model
 would have clamped there). fp32 (and bf16, which has fp32's range) blocks are never clamped unless the
