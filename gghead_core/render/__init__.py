@@ -299,13 +299,14 @@ def _colors_for(gaussians: Gaussians, ref: tuple[float, float, float]) -> torch.
     vm, vs = _tensor_version(means), _tensor_version(sh)
     if vm is not None and vs is not None:
         with _COLORS_LOCK:
+            _COLORS[:] = [e for e in _COLORS if e[0]() is not None and e[2]() is not None]  # drop dead heads
             for entry in _COLORS:
                 if entry[0]() is means and entry[1] == vm and entry[2]() is sh and entry[3] == vs and entry[4] == ref:
                     return entry[5]
     colors = sh_to_colors(means, sh, _small_tensor(ref, means.device).to(means.dtype))  # [B, N, 3]
     if vm is not None and vs is not None:
         with _COLORS_LOCK:
-            _COLORS[:] = [e for e in _COLORS if e[0]() is not None][-(_COLORS_MAX - 1):]
+            _COLORS[:] = [e for e in _COLORS if e[0]() is not None and e[2]() is not None][-(_COLORS_MAX - 1):]
             _COLORS.append((weakref.ref(means), vm, weakref.ref(sh), vs, ref, colors))
     return colors
 
