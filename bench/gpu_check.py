@@ -183,6 +183,14 @@ def time_fn(fn: Callable[[], object], *, warmup: int, iters: int, deadline: Dead
     return Timing(samples, "host clock + sync" if cuda else "host clock (CPU)", timeboxed)
 
 
+def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
+    return float("inf") if mse == 0 else round(10.0 * torch.log10(torch.tensor(1.0 / mse)).item(), 2)
+
+
+PSNR_MIN_DB = 35.0  # issue 11: gsplat and OpenGL (NVIDIA EGL) against the torch reference
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The run
 
@@ -263,6 +271,25 @@ class GpuCheck:
             with torch.no_grad():
                 self.gaussians = G.synthesis(G.mapping(G.z_from_seed(0), truncation_psi=0.7))
         return self.gaussians
+
+    def reference_image(self, res: int) -> torch.Tensor:
+        """The torch reference rasterizer's picture of the cached head at yaw 20 (for PSNR checks)."""
+        key = ("ref", res)
+        if getattr(self, "_ref_key", None) != key:
+            g = self.cached_gaussians()
+            self._ref_image = render(g, OrbitCamera(yaw_deg=20.0).to_camera(), res, backend="torch").image[0]
+            self._ref_key = key
+        return self._ref_image
+
+    def check_psnr(self, sec: Section, row: Row, image: torch.Tensor, deadline: Deadline) -> None:
+        if deadline.left() < 3:
+            row.extra["psnr_vs_torch_db"] = "not measured (section time used up)"
+            return
+        value = psnr_db(image.to(self.device), self.reference_image(image.shape[0]))
+        row.extra["psnr_vs_torch_db"] = value
+        if self.cuda and value < PSNR_MIN_DB:
+            sec.status = "failed"
+            sec.reason = f"{row.figure}: {value} dB against the torch reference (< {PSNR_MIN_DB} dB)"
 
     def timing_kwargs(self, deadline: Deadline) -> dict:
         return dict(warmup=self.args.warmup, iters=self.args.iters, deadline=deadline, cuda=self.cuda)
@@ -405,9 +432,11 @@ class GpuCheck:
         def step():
             return rasterize_gsplat_batch(g.means, g.quats, g.scales, g.opacities, colors, viewmat, K, res, res, bg)
 
-        timing = time_fn(step, **self.timing_kwargs(deadline))
-        sec.rows.append(timing.row(f"gsplat raster {res}x{res}", GOALS_MS["gsplat raster"] if res == 1024 else None,
-                                   self.cuda, gaussians=g.num_gaussians))
+        timing = time_fn(step, **self.timing_kwargs(Deadline(deadline.left() * 0.6)))
+        row = timing.row(f"gsplat raster {res}x{res}", GOALS_MS["gsplat raster"] if res == 1024 else None,
+                         self.cuda, gaussians=g.num_gaussians)
+        sec.rows.append(row)
+        self.check_psnr(sec, row, render(g, cam, res, backend="gsplat").image[0], deadline)
 
     def opengl(self, sec: Section, deadline: Deadline) -> None:
         ok, why = backend_status("opengl")
@@ -428,12 +457,14 @@ class GpuCheck:
             return r
 
         # OpenGL waits for its own readback, so the host clock is the honest one here.
-        timing = time_fn(step, **self.timing_kwargs(deadline), host_clock=True)
+        timing = time_fn(step, **self.timing_kwargs(Deadline(deadline.left() * 0.6)), host_clock=True)
         split = {k: round(statistics.median(s.get(k, 0.0) for s in splits), 3)
                  for k in sorted({k for s in splits for k in s})}
-        sec.rows.append(timing.row(f"opengl raster incl. sort {res}x{res} (render())",
-                                   GOALS_MS["opengl raster incl. sort"] if res == 1024 else None, self.cuda,
-                                   split_ms=split, on_nvidia="nvidia" in why.lower()))
+        row = timing.row(f"opengl raster incl. sort {res}x{res} (render())",
+                         GOALS_MS["opengl raster incl. sort"] if res == 1024 else None, self.cuda,
+                         split_ms=split, on_nvidia="nvidia" in why.lower())
+        sec.rows.append(row)
+        self.check_psnr(sec, row, step().image[0], deadline)
 
     def _display_copy(self, res: int):
         """A pinned float32 RGBA display buffer (the viewer's format) and a function filling it from an image."""
