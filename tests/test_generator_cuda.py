@@ -91,7 +91,7 @@ def test_tf32_option_is_opt_in_and_flags_are_restored(fixture_generator):
         exact_again = G.synthesis(ws)
         tf32 = G.synthesis(ws, allow_tf32=True)
     G.to("cpu")
-    assert _max_errors(exact, exact_again) == {k: 0.0 for k in ATTRS}
+    assert max(_max_errors(exact, exact_again).values()) < 1e-6  # repeatable (cuDNN forward algorithms)
     assert max(_max_errors(tf32, exact).values()) < 5e-2  # TF32 drifts (~5e-3 on SH) but stays close
 
 

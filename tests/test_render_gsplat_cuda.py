@@ -108,7 +108,7 @@ def test_batched_gsplat_call_equals_per_head_calls(gsplat_ok):
     for b in range(3):
         one = rasterize_gsplat(g.means[b], g.quats[b], g.scales[b], g.opacities[b], colors[b], viewmat, K, 96, 96, bg)
         for batched, single in zip((rgb[b], alpha[b], depth[b]), one, strict=True):
-            torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
 
 
 def test_render_on_cuda_modes_and_gpu_timings(gsplat_ok):
