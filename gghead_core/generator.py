@@ -21,7 +21,7 @@ from torch import nn
 from .camera import frontal_camera
 from .config import SH_C0, GeneratorConfig
 from .gaussians import Gaussians
-from .stylegan2 import MappingNetwork, SynthesisNetwork
+from .stylegan2 import LOW_DTYPES, PRECISIONS, MappingNetwork, SynthesisNetwork, fp32_precision
 
 
 @dataclass
@@ -39,9 +39,21 @@ class ModelSpaceAttributes:
     opacity_logit: torch.Tensor
 
 
+def _last_dim_norm(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm over a short last dimension (3 or 4), ``[..., 1]``.
+
+    Written as the explicit sum of squared slices: torch's generic norm / ``F.normalize`` reduce a last
+    dimension of 3-4 slowly on the CPU (measured ~20 ms for 235k quaternions vs < 1 ms this way).
+    """
+    total = x[..., 0:1].square()
+    for i in range(1, x.shape[-1]):
+        total = total + x[..., i : i + 1].square()
+    return total.sqrt()
+
+
 def axis_angle_to_quaternion(axis_angle: torch.Tensor) -> torch.Tensor:
     """Axis-angle ``[..., 3]`` -> unit quaternion ``[..., 4]`` real part first, with the small-angle series."""
-    angle = axis_angle.norm(dim=-1, keepdim=True)
+    angle = _last_dim_norm(axis_angle)
     half = 0.5 * angle
     small = angle.abs() < 1e-6
     safe_angle = torch.where(small, torch.ones_like(angle), angle)
@@ -111,6 +123,7 @@ class Generator(nn.Module):
             raise ValueError("_uv_grid and _flame_vertices disagree on the number of Gaussians")
         self.checkpoint_path: Path | None = None
         self._checkpoint_sha256: str | None = None
+        self._label_cache: dict[torch.device, torch.Tensor] = {}  # frontal label [25] per device
 
     # ---- facts -------------------------------------------------------------------------------------------------
     @property
@@ -169,8 +182,15 @@ class Generator(nn.Module):
         return z.to(self.device)
 
     def default_label(self, batch_size: int = 1) -> torch.Tensor:
-        """Frontal camera label at radius 2.7 (the official notebook's conditioning), ``[B, 25]``."""
-        return frontal_camera().label().to(self.device).unsqueeze(0).repeat(batch_size, 1)
+        """Frontal camera label at radius 2.7 (the official notebook's conditioning), ``[B, 25]``.
+
+        Kept per device: on CUDA a fresh CPU label would be a blocking host-to-device copy on every call.
+        """
+        device = self.device
+        label = self._label_cache.get(device)
+        if label is None:
+            label = self._label_cache[device] = frontal_camera().label().to(device)
+        return label.unsqueeze(0).expand(batch_size, -1).clone()
 
     def mapping(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None) -> torch.Tensor:
@@ -193,27 +213,50 @@ class Generator(nn.Module):
             raise ValueError(f"camera label must have shape [{z.shape[0]}, {self.c_dim}], got {tuple(c.shape)}")
         if self.config.c_gen_conditioning_zero:
             c = torch.zeros_like(c)
-        return self.backbone.mapping(z, c * self.config.c_scale, truncation_psi=float(truncation_psi),
-                                     truncation_cutoff=None if truncation_cutoff is None else int(truncation_cutoff))
+        with fp32_precision(z.device, allow_tf32=False):
+            return self.backbone.mapping(z, c * self.config.c_scale, truncation_psi=float(truncation_psi),
+                                         truncation_cutoff=None if truncation_cutoff is None
+                                         else int(truncation_cutoff))
 
     # ---- synthesis, step by step -------------------------------------------------------------------------------
     def synthesize_planes(self, ws: torch.Tensor, noise_mode: str = "const",
-                          num_fp16_res: int | None = None) -> torch.Tensor:
-        """ws -> UV feature planes ``[B, C_uv, R_p, R_p]``.
+                          num_fp16_res: int | None = None, *, precision: str | None = None,
+                          allow_tf32: bool = False) -> torch.Tensor:
+        """ws -> UV feature planes ``[B, C_uv, R_p, R_p]`` (float32 whatever the blocks ran in).
 
         ``num_fp16_res``: run the N highest-resolution blocks in float16 (None: the checkpoint's setting, which
         the official code applies on CUDA only).
+
+        ``precision`` (keyword-only; None keeps the behaviour above):
+          * ``"fp32"``: every block in float32, also on CUDA for checkpoints that ask for fp16 blocks;
+          * ``"fp16"`` / ``"bf16"``: the N highest-resolution blocks in float16 / bfloat16, N =
+            ``num_fp16_res`` if given, else the checkpoint's value if > 0, else 4 (the official default).
+            Both work on any device; they are previews (errors against fp32 are stated in docs/gpu.md and
+            tested), fp32 stays the default for exports. float16 blocks of models without ``conv_clamp``
+            are clamped at 256 (see ``stylegan2.FP16_CONV_CLAMP``).
+
+        ``allow_tf32``: on CUDA, let fp32 convolutions and matmuls use TF32 (faster on Ampere+, ~5e-3 error on
+        SH). Off by default so that CUDA reproduces the CPU result; the global flags are restored afterwards.
         """
         if noise_mode not in ("const", "random", "none"):
             raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (or None), got {precision!r}")
         ws = ws.to(self.device)
         if ws.dim() != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [B, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        if precision in ("fp16", "bf16") and num_fp16_res is None:
+            num_fp16_res = self.config.num_fp16_res if self.config.num_fp16_res > 0 else 4
         fp16_resolution = None
-        if num_fp16_res is not None:
+        if precision == "fp32":
+            fp16_resolution = 1 << 30
+        elif num_fp16_res is not None:
             fp16_resolution = 1 << 30 if num_fp16_res <= 0 else max(
                 2 ** (int(math.log2(self.plane_resolution)) + 1 - int(num_fp16_res)), 8)
-        return self.backbone.synthesis(ws, noise_mode=noise_mode, fp16_resolution=fp16_resolution)
+        low_dtype = LOW_DTYPES.get(precision or "fp16", torch.float16)
+        with fp32_precision(ws.device, allow_tf32=allow_tf32):
+            return self.backbone.synthesis(ws, noise_mode=noise_mode, fp16_resolution=fp16_resolution,
+                                           low_dtype=low_dtype)
 
     def position_adjusted_planes(self, planes: torch.Tensor) -> torch.Tensor:
         """Apply the 1x1 zero-conv to the POSITION channels (spec 3.5 step 2); other channels unchanged."""
@@ -276,17 +319,75 @@ class Generator(nn.Module):
                 cfg.max_scale)
         else:
             scales = torch.exp(attrs.log_scale)
-        quats = F.normalize(attrs.rotation, dim=-1, eps=1e-12)
+        quats = attrs.rotation / _last_dim_norm(attrs.rotation).clamp_min(1e-12)  # = F.normalize(eps=1e-12)
         opacities = mip_sigmoid(attrs.opacity_logit, cfg.opacity_overshoot, cfg.clamp_opacity).squeeze(-1)
         b, g = attrs.color.shape[:2]
         sh = attrs.color.reshape(b, g, cfg.num_sh_coefficients, cfg.n_color_channels)
         return Gaussians(means=attrs.position, quats=quats, scales=scales, opacities=opacities, sh=sh)
 
-    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", num_fp16_res: int | None = None) -> Gaussians:
-        """ws ``[B, num_ws, w_dim]`` -> :class:`Gaussians` (batched, activated, float32)."""
-        planes = self.synthesize_planes(ws, noise_mode=noise_mode, num_fp16_res=num_fp16_res)
-        return self.activate(self.decode_attributes(self.sample_uv(planes.to(torch.float32))))
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", num_fp16_res: int | None = None, *,
+                  precision: str | None = None, allow_tf32: bool = False) -> Gaussians:
+        """ws ``[B, num_ws, w_dim]`` -> :class:`Gaussians` (batched, activated, float32).
+
+        ``precision`` and ``allow_tf32``: see :meth:`synthesize_planes` (defaults keep fp32 exact).
+        """
+        with fp32_precision(self.device, allow_tf32=allow_tf32):  # also covers the zero-conv in sample_uv
+            planes = self.synthesize_planes(ws, noise_mode=noise_mode, num_fp16_res=num_fp16_res,
+                                            precision=precision, allow_tf32=allow_tf32)
+            return self.activate(self.decode_attributes(self.sample_uv(planes.to(torch.float32))))
+
+    def graphed(self, batch_size: int = 1, *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                precision: str | None = None, warmup: int = 3) -> "GraphedGenerator":
+        """z -> Gaussians replayed from a CUDA graph (one launch instead of hundreds; CUDA only).
+
+        The speed option of issue 11 for the animate path: at batch 1 the eager generator is bound by kernel
+        launches and Python, not by the GPU. The graph is captured for a fixed batch size, truncation,
+        precision and ``noise_mode="const"``; call the result with ``z [batch_size, z_dim]``. The returned
+        :class:`Gaussians` are views of static buffers that the next call overwrites: clone them to keep them.
+        Changing the weights afterwards (in place) is not seen by the graph's cached weight statistics;
+        build a new graph after loading other weights.
+        """
+        return GraphedGenerator(self, batch_size, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                precision=precision, warmup=warmup)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> Gaussians:
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode=noise_mode)
+
+
+class GraphedGenerator:
+    """A captured CUDA graph of ``mapping`` + ``synthesis`` for fixed settings (see :meth:`Generator.graphed`)."""
+
+    def __init__(self, G: Generator, batch_size: int, *, truncation_psi: float, truncation_cutoff: int | None,
+                 precision: str | None, warmup: int) -> None:
+        if G.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need the generator on a CUDA device, it is on {G.device}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.generator, self.batch_size = G, batch_size
+        self._z = torch.zeros(batch_size, G.z_dim, device=G.device)  # [B, z_dim] static input
+
+        def step() -> Gaussians:
+            ws = G.mapping(self._z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+            return G.synthesis(ws, precision=precision)
+
+        # Warm up on a side stream (cuDNN picks its algorithms, caches fill), then capture.
+        side = torch.cuda.Stream(device=G.device)
+        side.wait_stream(torch.cuda.current_stream(G.device))
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(max(1, warmup)):
+                step()
+        torch.cuda.current_stream(G.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.no_grad():
+            self._out = step()
+
+    def __call__(self, z: torch.Tensor) -> Gaussians:
+        """``z [batch_size, z_dim]`` -> Gaussians (static buffers, overwritten by the next call)."""
+        if z.dim() == 1:
+            z = z.unsqueeze(0)
+        if tuple(z.shape) != tuple(self._z.shape):
+            raise ValueError(f"this graph was captured for z of shape {tuple(self._z.shape)}, got {tuple(z.shape)}")
+        self._z.copy_(z, non_blocking=True)
+        self.graph.replay()
+        return self._out

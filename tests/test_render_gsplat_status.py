@@ -27,6 +27,16 @@ def test_status_is_cached_and_explains_itself():
     assert _gsplat.gsplat_status() is first  # cached: the CUDA probe (or build) runs at most once
 
 
+def test_gpu_run_requires_gsplat():
+    from gpu_required import REQUIRE_GPU
+
+    if not REQUIRE_GPU:
+        pytest.skip("only on the GPU run (GGHEAD_REQUIRE_GPU=1): gsplat must be available there")
+    ok, reason = _gsplat.gsplat_status()
+    assert ok, f"GGHEAD_REQUIRE_GPU=1 but gsplat is unavailable: {reason}"
+    assert "cuda:" in reason  # names the device it ran on
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path; this machine has CUDA")
 def test_no_cuda_is_unavailable_at_once_without_touching_the_extension(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))

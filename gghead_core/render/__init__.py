@@ -19,6 +19,7 @@ import math
 import numbers
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
 
@@ -51,7 +52,9 @@ class RenderResult:
 
     ``timings_ms``: ``sh`` (colour evaluation), ``rasterize`` (the backend calls, all heads), ``post`` (depth,
     colour map, stacking) and ``total``; backends that time their own stages add them (OpenGL: ``upload``,
-    ``sort``, ``raster``, ``readback``, ...), summed over the heads.
+    ``sort``, ``raster``, ``readback``, ...), summed over the heads. These are host clocks: on CUDA they time
+    the kernel launches, not the GPU work (``render()`` never waits for the GPU just to time it); ask
+    :meth:`gpu_timings_ms` for the GPU's own figures.
     """
 
     image: torch.Tensor  # [B, H, W, 3] float in [0, 1]
@@ -63,6 +66,17 @@ class RenderResult:
     mode: str
     background: str | tuple[float, float, float]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    _events: tuple | None = field(default=None, repr=False, compare=False)  # CUDA events: start, sh, raster, post
+
+    def gpu_timings_ms(self) -> dict[str, float]:
+        """``sh`` / ``rasterize`` / ``post`` / ``total`` as the GPU ran them (CUDA events); waits for the last
+        event. On the CPU (no events) the host timings, which are the work itself there."""
+        if self._events is None:
+            return {k: self.timings_ms[k] for k in ("sh", "rasterize", "post", "total") if k in self.timings_ms}
+        start, sh, raster, post = self._events
+        post.synchronize()
+        return {"sh": start.elapsed_time(sh), "rasterize": sh.elapsed_time(raster), "post": raster.elapsed_time(post),
+                "total": start.elapsed_time(post)}
 
     @property
     def transparent(self) -> bool:
@@ -232,6 +246,97 @@ def _check_choice(value, choices: Sequence[str], what: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Per-frame inputs kept on the device: no blocking host-to-device copy (= stream sync) per frame
+
+_SMALL_LOCK = threading.Lock()
+_SMALL: dict[tuple, torch.Tensor] = {}  # (device, values) -> float32 tensor; values are nested tuples
+_SMALL_MAX = 64
+
+
+def _small_tensor(values: tuple, device: torch.device) -> torch.Tensor:
+    """A small float32 tensor (camera matrix, background, SH centre) on ``device``, cached by value.
+
+    On CUDA a blocking ``.to(device)`` synchronises the stream (PyTorch waits for the copy), which serialises
+    CPU and GPU once per tensor per frame. Cached tensors are shared: callers must not modify them. Misses use
+    a non-blocking copy from pageable memory, which the driver stages before returning (safe to free).
+    """
+    if device.type == "cpu":
+        return torch.tensor(values, dtype=torch.float32)
+    key = (str(device), values)
+    with _SMALL_LOCK:
+        cached = _SMALL.get(key)
+        if cached is None:
+            if len(_SMALL) >= _SMALL_MAX:
+                _SMALL.clear()  # orbiting makes a new view matrix per frame; keep the cache small
+            cached = _SMALL[key] = torch.tensor(values, dtype=torch.float32).to(device, non_blocking=True)
+        return cached
+
+
+def _matrix_values(m) -> tuple:
+    return tuple(tuple(float(v) for v in row) for row in (m.tolist() if hasattr(m, "tolist") else m))
+
+
+_COLORS_LOCK = threading.Lock()
+_COLORS: list[tuple] = []  # (weakref means, version, weakref sh, version, ref centre, colours), newest last
+_COLORS_MAX = 4
+
+
+def _tensor_version(t: torch.Tensor) -> int | None:
+    """The in-place version counter, or None where it cannot be read (inference tensors raise)."""
+    if t.is_inference():
+        return None
+    return t._version
+
+
+def _colors_for(gaussians: Gaussians, ref: tuple[float, float, float]) -> torch.Tensor:
+    """SH colours ``[B, N, 3]`` from ``ref``, cached per (Gaussians tensors, their versions, ref).
+
+    Orbiting a cached head re-renders the same Gaussians with the same frontal centre every frame: evaluating
+    SH again (and, for OpenGL, re-uploading colours because new tensors miss its upload cache) is wasted work.
+    The cache holds weak references, so it never keeps a head alive.
+    """
+    means, sh = gaussians.means, gaussians.sh
+    vm, vs = _tensor_version(means), _tensor_version(sh)
+    if vm is not None and vs is not None:
+        with _COLORS_LOCK:
+            _COLORS[:] = [e for e in _COLORS if e[0]() is not None and e[2]() is not None]  # drop dead heads
+            for entry in _COLORS:
+                if entry[0]() is means and entry[1] == vm and entry[2]() is sh and entry[3] == vs and entry[4] == ref:
+                    return entry[5]
+    colors = sh_to_colors(means, sh, _small_tensor(ref, means.device).to(means.dtype))  # [B, N, 3]
+    if vm is not None and vs is not None:
+        with _COLORS_LOCK:
+            _COLORS[:] = [e for e in _COLORS if e[0]() is not None and e[2]() is not None][-(_COLORS_MAX - 1):]
+            _COLORS.append((weakref.ref(means), vm, weakref.ref(sh), vs, ref, colors))
+    return colors
+
+
+def _is_cuda_fault(exc: BaseException) -> bool:
+    """A CUDA runtime error (illegal address, device-side assert, launch failure...): sticky for the process."""
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("CUDA error", "cudaError", "device-side assert", "illegal memory access"))
+
+
+def _rasterize_all(name: str, heads: tuple, viewmat, K, width: int, height: int, bg, timings: dict[str, float]):
+    """``(rgb [B,H,W,3], alpha [B,H,W], depth_acc [B,H,W])`` from one backend; gsplat takes the batch at once."""
+    means, quats, scales, opacities, colors = heads
+    if name == "gsplat":
+        from ._gsplat import rasterize_gsplat_batch
+
+        return rasterize_gsplat_batch(means, quats, scales, opacities, colors, viewmat, K, width, height, bg)
+    outputs = []
+    for b in range(means.shape[0]):
+        outputs.append(_rasterizer(name)(means[b], quats[b], scales[b], opacities[b], colors[b], viewmat, K, width,
+                                         height, bg))
+        for key, value in _backend_timings(name).items():
+            timings[key] = timings.get(key, 0.0) + value
+    return tuple(torch.stack([o[i] for o in outputs]) for i in range(3))
+
+
+# ----------------------------------------------------------------------------------------------------------
 
 
 def render(
@@ -278,43 +383,53 @@ def render(
     chosen, reason = resolve_backend(backend)
     device = gaussians.device
     timings: dict[str, float] = {}
+    events = None
+    if device.type == "cuda":
+        events = tuple(torch.cuda.Event(enable_timing=True) for _ in range(4))
+        events[0].record()
 
     t0 = time.perf_counter()
-    ref = FRONTAL_SH_CENTER if sh_ref == "frontal" else tuple(camera.center.tolist())
-    colors = sh_to_colors(gaussians.means, gaussians.sh, torch.tensor(ref, dtype=gaussians.means.dtype))  # [B,N,3]
+    ref = FRONTAL_SH_CENTER if sh_ref == "frontal" else tuple(float(v) for v in camera.center.tolist())
+    colors = _colors_for(gaussians, ref)  # [B, N, 3]
     timings["sh"] = (time.perf_counter() - t0) * 1e3
+    if events is not None:
+        events[1].record()
 
-    viewmat = torch.tensor(camera.world2cam(), dtype=torch.float32)
-    K = torch.tensor(camera.intrinsics_pixels(width, height), dtype=torch.float32)
-    bg = torch.tensor(bg_rgb, dtype=torch.float32)
+    # Camera inputs live where the rasterizer reads them: on the device for gsplat/torch, on the host for
+    # OpenGL (it hands them to GL as numpy; CUDA copies would be read back every frame).
+    cam_device = torch.device("cpu") if chosen == "opengl" else device
+    viewmat = _small_tensor(_matrix_values(camera.world2cam()), cam_device)  # [4, 4]
+    K = _small_tensor(_matrix_values(camera.intrinsics_pixels(width, height)), cam_device)  # [3, 3]
+    bg_raster = _small_tensor(tuple(float(v) for v in bg_rgb), cam_device)  # [3]
+    bg = _small_tensor(tuple(float(v) for v in bg_rgb), device)  # [3] for compositing below
     scales = gaussians.scales * scale_modifier if scale_modifier != 1.0 else gaussians.scales
+    heads = (gaussians.means, gaussians.quats, scales, gaussians.opacities, colors)
 
     t0 = time.perf_counter()
-    outputs = []
-    for b in range(gaussians.batch_size):
-        head = (gaussians.means[b], gaussians.quats[b], scales[b], gaussians.opacities[b], colors[b])
-        try:
-            rgb, alpha, depth_acc = _rasterizer(chosen)(*head, viewmat, K, width, height, bg)
-            for key, value in _backend_timings(chosen).items():
-                timings[key] = timings.get(key, 0.0) + value
-        except Exception as exc:
-            if chosen == "torch":
-                raise
-            # A fast backend broke mid-flight (lost GL context, CUDA kernel error...): remember that, say so,
-            # and finish with the reference so the caller still gets the picture.
-            failure = f"{chosen} failed while rendering ({type(exc).__name__}: {str(exc).strip()[:200]})"
-            _mark_failed(chosen, failure)
-            chosen, reason = "torch", f"{failure}; using torch"
-            rgb, alpha, depth_acc = _rasterizer("torch")(*head, viewmat, K, width, height, bg)
-        outputs.append(tuple(t.to(device) for t in (rgb, alpha, depth_acc)))
+    try:
+        rgb, alpha, depth_acc = _rasterize_all(chosen, heads, viewmat, K, width, height, bg_raster, timings)
+    except Exception as exc:
+        if chosen == "torch":
+            raise
+        failure = f"{chosen} failed while rendering ({type(exc).__name__}: {str(exc).strip()[:200]})"
+        _mark_failed(chosen, failure)
+        if device.type == "cuda" and _is_cuda_fault(exc):
+            # CUDA errors are sticky: every later kernel on this context fails too, so a torch fallback on the
+            # same device would only raise again from inside this handler. Say so instead.
+            raise RuntimeError(f"{failure}; this is a CUDA error, which leaves the process's CUDA context "
+                               "unusable, so no fallback is tried on this device: restart the process (or "
+                               "render on the CPU)") from exc
+        # A fast backend broke mid-flight (lost GL context, gsplat missing...): remember that, say so, and
+        # finish with the reference so the caller still gets the picture.
+        chosen, reason = "torch", f"{failure}; using torch"
+        rgb, alpha, depth_acc = _rasterize_all("torch", heads, viewmat, K, width, height, bg_raster, timings)
+    rgb, alpha, depth_acc = (t.to(device) for t in (rgb, alpha, depth_acc))  # OpenGL returns host tensors
     timings["rasterize"] = (time.perf_counter() - t0) * 1e3
+    if events is not None:
+        events[2].record()
 
     t0 = time.perf_counter()
-    rgb = torch.stack([o[0] for o in outputs])  # [B, H, W, 3]
-    alpha = torch.stack([o[1] for o in outputs])  # [B, H, W]
-    depth_acc = torch.stack([o[2] for o in outputs])  # [B, H, W]
     depth = torch.where(alpha > 0, depth_acc / alpha.clamp_min(1e-12), torch.zeros_like(depth_acc))
-    bg = bg.to(device)
     if mode == "rgb":
         premultiplied = rgb - (1.0 - alpha)[..., None] * bg  # the rasterizer's C (colour over black)
         image = rgb
@@ -322,14 +437,17 @@ def render(
         premultiplied = alpha[..., None].expand(*alpha.shape, 3).contiguous()
         image = premultiplied
     else:
-        cmap = torch.stack([depth_to_color(depth[b], alpha[b]) for b in range(len(depth))]).to(device)
+        cmap = depth_to_color(depth, alpha)  # [B, H, W, 3], batched, no host syncs
         premultiplied = cmap * alpha[..., None]
         image = premultiplied + (1.0 - alpha)[..., None] * bg
+    image = image.clamp(0.0, 1.0)
     timings["post"] = (time.perf_counter() - t0) * 1e3
     timings["total"] = (time.perf_counter() - t_start) * 1e3
+    if events is not None:
+        events[3].record()
 
     return RenderResult(
-        image=image.clamp(0.0, 1.0),
+        image=image,
         alpha=alpha,
         depth=depth,
         premultiplied=premultiplied,
@@ -338,6 +456,7 @@ def render(
         mode=mode,
         background=background_name,
         timings_ms=timings,
+        _events=events,
     )
 
 

@@ -22,9 +22,20 @@ _ANCHORS = (
 )
 
 
+_ANCHORS_ON: dict[torch.device, torch.Tensor] = {}
+
+
+def _anchors(device: torch.device) -> torch.Tensor:
+    """The anchor table on ``device``, copied there once (a per-frame copy to CUDA would sync the stream)."""
+    table = _ANCHORS_ON.get(device)
+    if table is None:
+        table = _ANCHORS_ON[device] = torch.tensor(_ANCHORS, dtype=torch.float32).to(device)
+    return table
+
+
 def rainbow(values: torch.Tensor) -> torch.Tensor:
     """Map ``values [...]`` (clamped to [0, 1]) to colours ``[..., 3]``."""
-    anchors = torch.tensor(_ANCHORS, dtype=torch.float32, device=values.device)
+    anchors = _anchors(values.device)
     pos, colors = anchors[:, 0].contiguous(), anchors[:, 1:]
     v = values.to(torch.float32).clamp(0.0, 1.0)
     hi = torch.searchsorted(pos, v.contiguous(), right=False).clamp(1, len(pos) - 1)  # [...]
@@ -34,20 +45,25 @@ def rainbow(values: torch.Tensor) -> torch.Tensor:
 
 
 def depth_to_color(
-    depth: torch.Tensor,  # [H, W] expected depth, 0 where nothing was hit
-    alpha: torch.Tensor,  # [H, W]
+    depth: torch.Tensor,  # [..., H, W] expected depth, 0 where nothing was hit
+    alpha: torch.Tensor,  # [..., H, W]
 ) -> torch.Tensor:
-    """Colour ``[H, W, 3]`` for a depth map: near = red, far = blue, over the depth range of this image.
+    """Colour ``[..., H, W, 3]`` for depth maps: near = red, far = blue, over the depth range of each image.
 
     The range comes from the pixels with alpha > 0.5 (the fringe of a head has unreliable depth); images that
-    have none use every covered pixel. Empty pixels get the colour of the far end (composited away later).
+    have none use every covered pixel; images with no covered pixel at all get the far colour everywhere
+    (composited away later). Written with masked reductions only, so on CUDA it never waits for the GPU
+    (no ``bool(tensor)``, no boolean indexing, no ``float(tensor)``).
     """
-    covered = alpha > 0.5
-    if not bool(covered.any()):
-        covered = alpha > 0
-    if not bool(covered.any()):
-        return rainbow(torch.zeros_like(depth))
-    d = depth[covered]
-    near, far = float(d.min()), float(d.max())
-    span = max(far - near, 1e-6)
-    return rainbow((far - depth) / span)
+    dims = (-2, -1)
+    strict = alpha > 0.5
+    has_strict = strict.any(dim=-1, keepdim=True).any(dim=-2, keepdim=True)  # [..., 1, 1]
+    covered = torch.where(has_strict, strict, alpha > 0)
+    inf = torch.tensor(float("inf"), dtype=depth.dtype, device=depth.device)
+    near = torch.where(covered, depth, inf).amin(dim=dims, keepdim=True)  # [..., 1, 1]
+    far = torch.where(covered, depth, -inf).amax(dim=dims, keepdim=True)
+    has_any = covered.any(dim=-1, keepdim=True).any(dim=-2, keepdim=True)
+    span = (far - near).clamp_min(1e-6)
+    values = torch.where(has_any, (far - depth) / torch.where(has_any, span, torch.ones_like(span)),
+                         torch.zeros_like(depth))
+    return rainbow(values)

@@ -84,7 +84,8 @@ def _check() -> tuple[bool, str]:
     except Exception as exc:  # the JIT build or a kernel failed: report why, fall back
         return False, f"gsplat CUDA kernels unavailable ({_first_line(exc)}); see the README, gsplat on CUDA"
     kind = "prebuilt kernels" if prebuilt else "JIT-built kernels"
-    return True, f"gsplat {version} on {torch.cuda.get_device_name(0)} ({kind})"
+    index = torch.cuda.current_device()
+    return True, f"gsplat {version} on cuda:{index} {torch.cuda.get_device_name(index)} ({kind})"
 
 
 def rasterize_gsplat(
@@ -106,16 +107,44 @@ def rasterize_gsplat(
     Inputs on the CPU are moved to the current CUDA device. Raises whatever gsplat raises when its kernels are
     missing; :func:`gsplat_status` is the cheap way to ask first.
     """
+    rgb, alpha, depth = rasterize_gsplat_batch(means[None], quats[None], scales[None], opacities.reshape(1, -1),
+                                               colors[None], viewmat, K, width, height, background, packed=packed)
+    return rgb[0], alpha[0], depth[0]
+
+
+def rasterize_gsplat_batch(
+    means: torch.Tensor,  # [B, N, 3]
+    quats: torch.Tensor,  # [B, N, 4] (w, x, y, z)
+    scales: torch.Tensor,  # [B, N, 3]
+    opacities: torch.Tensor,  # [B, N]
+    colors: torch.Tensor,  # [B, N, 3]
+    viewmat,  # [4, 4] world -> camera (OpenCV), shared by the heads
+    K,  # [3, 3] pixel intrinsics
+    width: int,
+    height: int,
+    background,  # [3]
+    *,
+    packed: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All heads of a batch in one gsplat call (gsplat >= 1.5 takes leading batch dimensions).
+
+    Returns ``(rgb [B, H, W, 3], alpha [B, H, W], depth_accum [B, H, W])`` on the CUDA device. One call
+    instead of B: one projection / tile-sort / rasterization launch sequence for the whole batch.
+    Inputs already float32, contiguous and on the device pass through without copies; the camera tensors
+    should be on the device already (``render()`` caches them there) to avoid blocking host copies.
+    """
     from gsplat import rasterization
 
     device = means.device if means.is_cuda else torch.device("cuda")
     f32 = dict(dtype=torch.float32, device=device)
+    b = means.shape[0]
     means, quats, scales = (t.to(**f32).contiguous() for t in (means, quats, scales))
-    opacities = opacities.to(**f32).reshape(-1).contiguous()
+    opacities = opacities.to(**f32).reshape(b, -1).contiguous()
     colors = colors.to(**f32).contiguous()
-    viewmat = torch.as_tensor(viewmat).to(**f32).reshape(1, 4, 4)
-    K = torch.as_tensor(K).to(**f32).reshape(1, 3, 3)
-    background = torch.as_tensor(background).to(**f32).reshape(1, 3)
+    # (materialised: gsplat's kernels index these by raw pointer; a few floats per head, copied on the device)
+    viewmat = torch.as_tensor(viewmat).to(**f32).reshape(1, 1, 4, 4).expand(b, 1, 4, 4).contiguous()
+    K = torch.as_tensor(K).to(**f32).reshape(1, 1, 3, 3).expand(b, 1, 3, 3).contiguous()
+    background = torch.as_tensor(background).to(**f32).reshape(1, 1, 3).expand(b, 1, 3).contiguous()
 
     render, alpha, _meta = rasterization(
         means,
@@ -138,5 +167,5 @@ def rasterize_gsplat(
         render_mode="RGB+D",
         rasterize_mode="classic",
     )
-    # render: [1, H, W, 4] = rgb (+ background) and sum w_i z_i; alpha: [1, H, W, 1]
-    return render[0, ..., :3].contiguous(), alpha[0, ..., 0].contiguous(), render[0, ..., 3].contiguous()
+    # render: [B, 1, H, W, 4] = rgb (+ background) and sum w_i z_i; alpha: [B, 1, H, W, 1]
+    return render[:, 0, ..., :3], alpha[:, 0, ..., 0], render[:, 0, ..., 3]

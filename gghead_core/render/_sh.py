@@ -96,5 +96,7 @@ def sh_to_colors(means: torch.Tensor, sh: torch.Tensor, ref_center: torch.Tensor
     dirs = means - ref_center  # [..., N, 3]
     # 3DGS divides by the plain norm; a Gaussian exactly at the reference centre would give NaN there. We
     # guard with a tiny epsilon (it only changes that degenerate case).
-    dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    # (the norm as an explicit sum of squares: torch's generic norm over a last dim of 3 is ~20x slower on CPUs)
+    norm = (dirs[..., 0:1].square() + dirs[..., 1:2].square() + dirs[..., 2:3].square()).sqrt()
+    dirs = dirs / norm.clamp_min(1e-12)
     return torch.clamp_min(eval_sh(sh, dirs) + 0.5, 0.0)

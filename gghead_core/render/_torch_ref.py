@@ -137,7 +137,8 @@ def project_gaussians(
     means2d = torch.stack([fx * x / z + cx - 0.5, fy * y / z + cy - 0.5], dim=-1)  # see module docstring
 
     # 3DGS's getRect: tiles [floor((p - r) / 16), floor((p + r + 15) / 16)) clamped to the grid.
-    grid = torch.tensor([math.ceil(width / TILE), math.ceil(height / TILE)], device=means.device)
+    # (built on the host, copied without a stream sync: a blocking H2D copy would serialise CPU and GPU)
+    grid = torch.tensor([math.ceil(width / TILE), math.ceil(height / TILE)]).to(means.device, non_blocking=True)
     r = radii[:, None]
     tile_min = torch.minimum(torch.clamp_min(torch.floor((means2d - r) / TILE), 0).long(), grid)
     tile_max = torch.minimum(torch.clamp_min(torch.floor((means2d + r + TILE - 1) / TILE), 0).long(), grid)
@@ -191,7 +192,8 @@ def _tile_lists(tile_min: torch.Tensor, tile_max: torch.Tensor, row0: int, row1:
     if total == 0:
         empty = torch.zeros(n_tiles, dtype=torch.long, device=device)
         return _TileLists(torch.zeros(0, dtype=torch.long, device=device), empty, empty)
-    gid = torch.repeat_interleave(torch.arange(len(counts), dtype=torch.int32, device=device), counts)  # [P]
+    gid = torch.repeat_interleave(torch.arange(len(counts), dtype=torch.int32, device=device), counts,
+                                  output_size=total)  # [P]; output_size spares a second device->host read
     first = torch.cumsum(counts, 0, dtype=torch.int32) - counts
     local = torch.arange(total, dtype=torch.int32, device=device) - first[gid]
     row_len = nx[gid]
