@@ -96,6 +96,7 @@ def _default_loader(path: str | None, device: str) -> Any:
 def _default_render(gaussians: Any, camera: Any, *args: Any, **kwargs: Any) -> Any:
     from gghead_core.render import render  # late import: the renderer pulls in GL / gsplat lazily
 
+    kwargs.setdefault("with_depth", False)  # the view shows image (depth mode computes its own depth)
     return render(gaussians, camera, *args, **kwargs)
 
 

@@ -341,6 +341,8 @@ def render_views(
 
     render = render_fn or default_render_fn()
     kwargs = settings.render_kwargs()
+    if render_fn is None:
+        kwargs["with_depth"] = False  # frames show image/alpha only (depth mode computes its own)
     for cam in cameras:
         with torch.no_grad():
             res = render(g, cam, **kwargs)

@@ -27,13 +27,11 @@ import torch
 
 from ..camera import DEFAULT_RADIUS, Camera
 from ..gaussians import Gaussians
+from ..vocabulary import BACKENDS, MODES, SH_REFS, SpecError, background_rgb
+from ..vocabulary import parse_background as _parse_background_value
 from ._colormap import depth_to_color
 from ._sh import sh_to_colors
 
-BACKENDS = ("auto", "gsplat", "opengl", "torch")
-MODES = ("rgb", "alpha", "depth")
-SH_REFS = ("frontal", "view")
-BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "transparent": (0.0, 0.0, 0.0)}
 FRONTAL_SH_CENTER = (0.0, 0.0, DEFAULT_RADIUS)
 """Where ``sh_ref="frontal"`` evaluates view directions from: the official notebook's reference camera."""
 MAX_RESOLUTION = 8192
@@ -215,28 +213,14 @@ def _parse_resolution(resolution) -> tuple[int, int]:
 def parse_background(background) -> tuple[str | tuple[float, float, float], tuple[float, float, float]]:
     """``background`` -> (normalised name or RGB tuple, RGB the rasterizer composites over).
 
-    Accepts ``"white"``, ``"black"``, ``"transparent"`` (rendered over black), an ``(r, g, b)`` sequence of
-    floats in [0, 1], or the same as a ``"r,g,b"`` string.
+    The value is parsed by :func:`gghead_core.vocabulary.parse_background` (the one parser for backgrounds:
+    names, ``(r, g, b)`` floats in [0, 1] or an ``"r,g,b"`` string); ``"transparent"`` renders over black.
     """
-    if isinstance(background, str):
-        key = background.strip().lower()
-        if key in BACKGROUNDS:
-            return key, BACKGROUNDS[key]
-        if "," not in key:
-            raise ValueError(
-                f"unknown background {background!r} (use white, black, transparent or R,G,B floats in [0, 1])"
-            )
-        try:
-            background = tuple(float(part) for part in key.split(","))
-        except ValueError:
-            raise ValueError(f"background {background!r} is not three comma-separated numbers") from None
     try:
-        rgb = tuple(float(v) for v in background)
-    except (TypeError, ValueError):
-        raise ValueError(f"background must be a name or (r, g, b), got {background!r}") from None
-    if len(rgb) != 3 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in rgb):
-        raise ValueError(f"background RGB must be three floats in [0, 1], got {background!r}")
-    return rgb, rgb
+        value = _parse_background_value(background)
+    except SpecError as exc:
+        raise ValueError(f"unknown background {background!r}: {exc}") from None
+    return value, background_rgb(value)
 
 
 def _check_choice(value, choices: Sequence[str], what: str) -> str:
@@ -320,17 +304,22 @@ def _is_cuda_fault(exc: BaseException) -> bool:
     return any(s in text for s in ("CUDA error", "cudaError", "device-side assert", "illegal memory access"))
 
 
-def _rasterize_all(name: str, heads: tuple, viewmat, K, width: int, height: int, bg, timings: dict[str, float]):
-    """``(rgb [B,H,W,3], alpha [B,H,W], depth_acc [B,H,W])`` from one backend; gsplat takes the batch at once."""
+def _rasterize_all(name: str, heads: tuple, viewmat, K, width: int, height: int, bg, timings: dict[str, float],
+                   with_depth: bool = True):
+    """``(rgb [B,H,W,3], alpha [B,H,W], depth_acc [B,H,W])`` from one backend; gsplat takes the batch at once.
+
+    ``with_depth=False`` lets OpenGL skip its depth sums (3-6% of a frame on Mesa); depth_acc is then zeros."""
     means, quats, scales, opacities, colors = heads
     if name == "gsplat":
         from ._gsplat import rasterize_gsplat_batch
 
         return rasterize_gsplat_batch(means, quats, scales, opacities, colors, viewmat, K, width, height, bg)
     outputs = []
+    extra = {"with_depth": False} if name == "opengl" and not with_depth else {}
     for b in range(means.shape[0]):
-        outputs.append(_rasterizer(name)(means[b], quats[b], scales[b], opacities[b], colors[b], viewmat, K, width,
-                                         height, bg))
+        rgb, alpha, depth_acc = _rasterizer(name)(means[b], quats[b], scales[b], opacities[b], colors[b], viewmat, K,
+                                                  width, height, bg, **extra)
+        outputs.append((rgb, alpha, torch.zeros_like(alpha) if depth_acc is None else depth_acc))
         for key, value in _backend_timings(name).items():
             timings[key] = timings.get(key, 0.0) + value
     return tuple(torch.stack([o[i] for o in outputs]) for i in range(3))
@@ -349,6 +338,7 @@ def render(
     background="white",
     sh_ref: str = "frontal",
     scale_modifier: float = 1.0,
+    with_depth: bool = True,
 ) -> RenderResult:
     """Render every head of ``gaussians`` from ``camera``.
 
@@ -362,6 +352,8 @@ def render(
         background: ``"white"`` (GGHead's training background), ``"black"``, ``"transparent"`` or ``(r, g, b)``.
         sh_ref: ``"frontal"`` or ``"view"``: where SH colours are evaluated from.
         scale_modifier: multiplies every Gaussian's scales (3DGS's ``scaling_modifier``), for inspection.
+        with_depth: compute ``RenderResult.depth``; ``False`` lets OpenGL skip its depth sums (3-6% of a frame on
+            Mesa) and leaves ``depth`` zeros. Depth mode always computes it.
     """
     t_start = time.perf_counter()
     if not isinstance(gaussians, Gaussians):
@@ -407,7 +399,8 @@ def render(
 
     t0 = time.perf_counter()
     try:
-        rgb, alpha, depth_acc = _rasterize_all(chosen, heads, viewmat, K, width, height, bg_raster, timings)
+        rgb, alpha, depth_acc = _rasterize_all(chosen, heads, viewmat, K, width, height, bg_raster, timings,
+                                               with_depth=with_depth or mode == "depth")
     except Exception as exc:
         if chosen == "torch":
             raise
