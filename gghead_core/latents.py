@@ -51,12 +51,13 @@ def parse_seed(text: str | int) -> int:
     return value
 
 
-def parse_seed_list(text: str | int | Sequence[int]) -> list[int]:
+def parse_seed_list(text: str | int | Sequence[int], limit: int = MAX_SEEDS_IN_LIST) -> list[int]:
     """Parse ``"0,1,2"``, ``"0-7"`` (inclusive) or mixes like ``"0-3,8,10-12"`` into a list of seeds.
 
     Order and duplicates are kept (``"0,1,0"`` is a meaningful interpolation path). Empty items (``"1,,2"``),
     non-integers, reversed ranges (``"5-2"``), negative seeds and seeds above 2**32-1 are refused with a
-    ValueError whose message names the offending item. A list or int is validated the same way.
+    ValueError whose message names the offending item. A list or int is validated the same way. ``limit``
+    bounds the length before anything is allocated (datasets pass a larger one than the other commands).
     """
     if isinstance(text, (list, tuple)):
         return [parse_seed(v) for v in text] or _raise_empty()
@@ -75,8 +76,8 @@ def parse_seed_list(text: str | int | Sequence[int]) -> list[int]:
             lo, hi = parse_seed(m.group(1)), parse_seed(m.group(2))
             if hi < lo:
                 raise ValueError(f"invalid seed range {item!r}: the end is smaller than the start")
-            if len(seeds) + (hi - lo + 1) > MAX_SEEDS_IN_LIST:
-                raise ValueError(f"seed list {s!r} is too long (more than {MAX_SEEDS_IN_LIST} seeds)")
+            if len(seeds) + (hi - lo + 1) > limit:
+                raise ValueError(f"seed list {s!r} is too long (more than {limit} seeds)")
             seeds.extend(range(lo, hi + 1))
             continue
         if item.startswith("-") or re.fullmatch(r".*\d\s*-\s*-.*", item):
@@ -85,8 +86,8 @@ def parse_seed_list(text: str | int | Sequence[int]) -> list[int]:
             seeds.append(parse_seed(item))
         except ValueError as exc:
             raise ValueError(f"{exc} in seed list {s!r}") from None
-        if len(seeds) > MAX_SEEDS_IN_LIST:
-            raise ValueError(f"seed list {s!r} is too long (more than {MAX_SEEDS_IN_LIST} seeds)")
+        if len(seeds) > limit:
+            raise ValueError(f"seed list {s!r} is too long (more than {limit} seeds)")
     return seeds
 
 

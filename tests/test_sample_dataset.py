@@ -120,7 +120,7 @@ def test_label_round_trip_and_opengl_axes() -> None:
     (["--yaw-range=-200,200"], "wider than 360"),
     (["--views", "0"], "views"),
     (["--noise-mode", "random"], "irreproducible"),
-    (["--seeds", "0-5000000"], "split the dataset"),
+    (["--seeds", "0-5000000"], "more than 4000000 seeds"),
     (["--batch", "0"], "batch"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, capsys, extra, words) -> None:

@@ -63,43 +63,18 @@ MAX_SAMPLE_SEEDS = 4_000_000  # a dataset's seed list is held in memory by every
 
 
 def parse_sample_seeds(text: str) -> list[int]:
-    """``"0-999999"``, ``"0,5,10-20"``: like the other commands' seed lists, but up to MAX_SAMPLE_SEEDS seeds
-    (datasets reach millions of heads). Raises ValueError with one sentence naming the bad item."""
-    import re
+    """``"0-999999"``, ``"0,5,10-20"``: the other commands' seed lists, up to MAX_SAMPLE_SEEDS seeds (datasets
+    reach millions of heads). Raises ValueError with one sentence naming the bad item."""
+    from gghead_core.latents import parse_seed_list
 
-    from gghead_core.latents import parse_seed
-
-    seeds: list[int] = []
-    for raw in str(text).split(","):
-        item = raw.strip()
-        if not item:
-            raise ValueError(f"invalid seed list {text!r}: empty item (check for doubled or trailing commas)")
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", item)
-        if m:
-            lo, hi = parse_seed(m.group(1)), parse_seed(m.group(2))
-            if hi < lo:
-                raise ValueError(f"invalid seed range {item!r}: the end is smaller than the start")
-            if len(seeds) + hi - lo + 1 > MAX_SAMPLE_SEEDS:
-                raise ValueError(f"seed list {text!r} has more than {MAX_SAMPLE_SEEDS} seeds; split the dataset")
-            seeds.extend(range(lo, hi + 1))
-        else:
-            seeds.append(parse_seed(item))
-            if len(seeds) > MAX_SAMPLE_SEEDS:
-                raise ValueError(f"seed list {text!r} has more than {MAX_SAMPLE_SEEDS} seeds; split the dataset")
-    return seeds
+    return parse_seed_list(text, limit=MAX_SAMPLE_SEEDS)
 
 
 def seeds_text(seeds: Sequence[int]) -> str:
     """Order-preserving compact form: ``[0, 1, 2, 9, 3]`` -> ``"0-2,9,3"`` (ascending runs collapsed)."""
-    out: list[str] = []
-    i = 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        out.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(out)
+    from gghead_core.latents import format_seed_list
+
+    return format_seed_list(seeds)
 
 
 @dataclass(frozen=True)

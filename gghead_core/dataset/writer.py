@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from gghead_core.export import OutputError
+from gghead_core.latents import format_seed_list
 from gghead_core.vocabulary import one_line
 
 MANIFEST_NAME = "manifest.json"
@@ -91,16 +92,7 @@ def depth_png_scale(radius: float) -> float:
 
 def compress_seeds(seeds: Iterable[int]) -> str:
     """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"`` (sorted): the manifest's complete set in a few bytes."""
-    out: list[str] = []
-    ordered = sorted(set(int(s) for s in seeds))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(out)
+    return format_seed_list(sorted(set(int(s) for s in seeds)))
 
 
 # --------------------------------------------------------------------------------------------------------------
