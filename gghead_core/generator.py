@@ -337,7 +337,7 @@ class Generator(nn.Module):
             return self.activate(self.decode_attributes(self.sample_uv(planes.to(torch.float32))))
 
     def graphed(self, batch_size: int = 1, *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                precision: str | None = None, warmup: int = 3) -> "GraphedGenerator":
+                precision: str | None = None, warmup: int = 3) -> GraphedGenerator:
         """z -> Gaussians replayed from a CUDA graph (one launch instead of hundreds; CUDA only).
 
         The speed option of issue 11 for the animate path: at batch 1 the eager generator is bound by kernel

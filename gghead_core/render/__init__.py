@@ -20,8 +20,8 @@ import numbers
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
