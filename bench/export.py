@@ -22,8 +22,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
-from gghead_core import jobs  # noqa: E402
-from gghead_core import load_generator  # noqa: E402
+from gghead_core import jobs, load_generator  # noqa: E402
 from gghead_core.checkpoint import DEMO_CHECKPOINT  # noqa: E402
 from gghead_core.pipeline import LatentSpec, RenderSettings, generate  # noqa: E402
 

@@ -403,7 +403,7 @@ class GpuCheck:
                     eager = G.synthesis(G.mapping(z, truncation_psi=0.7), precision=precision)
                 same = max(float((getattr(out, k) - getattr(eager, k)).abs().max()) for k in ("means", "sh"))
                 share = Deadline(deadline.left() / (len(self.args.graph_precisions) - i))
-                timing = time_fn(lambda: graphed(z), **self.timing_kwargs(share))
+                timing = time_fn(lambda graphed=graphed: graphed(z), **self.timing_kwargs(share))
                 sec.rows.append(timing.row(f"generate {precision} (CUDA graph)",
                                            GOALS_MS.get(f"generate {precision}"), self.cuda,
                                            max_abs_diff_vs_eager=float(f"{same:.3g}")))
@@ -521,7 +521,7 @@ class GpuCheck:
                                         extra={"error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}))
                     continue
 
-            def step(precision=precision, generate=generate):
+            def step(precision=precision, generate=generate, state=state):
                 state["t"] = (state["t"] + 0.013) % 1.0
                 with torch.no_grad():
                     z = slerp(za, zb, state["t"])  # as the viewer does, host reads of t included (#17)
@@ -551,7 +551,7 @@ class GpuCheck:
             z = torch.cat([G.z_from_seed(10 + k) for k in range(b)])
             state = {"backend": ""}
 
-            def step(z=z):
+            def step(z=z, state=state):
                 with torch.no_grad():
                     g = G.synthesis(G.mapping(z, truncation_psi=0.7))
                 r = render(g, cam, res)

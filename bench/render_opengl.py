@@ -38,7 +38,7 @@ def _uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "load average %.2f, %.2f, %.2f" % os.getloadavg()
+        return "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
 
 
 def measure(repo: Path, resolutions: list[int], frames: int) -> list[dict]:
@@ -69,7 +69,8 @@ def measure(repo: Path, resolutions: list[int], frames: int) -> list[dict]:
                     rgb, alpha, _ = rasterize_opengl(*args, with_depth=False)
                     return rgb, alpha, torch.zeros_like(alpha)
 
-                render_mod._rasterizer = lambda name: rgb_only if name == "opengl" else original(name)
+                render_mod._rasterizer = (
+                    lambda name, original=original: rgb_only if name == "opengl" else original(name))
             try:
                 walls, cpus, splits = [], [], []
                 for i in range(frames + 2):

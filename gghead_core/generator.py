@@ -104,18 +104,27 @@ class Generator(nn.Module):
     Gaussian (the centre its position offset is added to).
     """
 
+    # Buffers, declared so the type checker does not read them as Tensor | Module.
+    _uv_grid: torch.Tensor  # [1, G, 1, 2]
+    _uv_position_map: torch.Tensor  # [3, R, R]
+    _flame_vertices: torch.Tensor  # [1, G, 3]
+
     def __init__(self, config: GeneratorConfig, uv_grid: torch.Tensor | None = None,
                  uv_position_map: torch.Tensor | None = None, template_points: torch.Tensor | None = None) -> None:
         super().__init__()
         self.config = config
         self.backbone = _Backbone(config)
         if config.use_zero_conv_position:
-            self._zero_conv_position = nn.Conv2d(3, 3, 1)
-            nn.init.zeros_(self._zero_conv_position.weight)
-            nn.init.zeros_(self._zero_conv_position.bias)
+            zero_conv = nn.Conv2d(3, 3, 1)  # bias=True (the official layer has one)
+            nn.init.zeros_(zero_conv.weight)
+            if zero_conv.bias is not None:  # always set with bias=True; the check narrows Conv2d's Optional bias
+                nn.init.zeros_(zero_conv.bias)
+            self._zero_conv_position = zero_conv
         if uv_grid is None:
             uv_grid, uv_position_map, template_points = placeholder_uv_template(
                 config.n_uniform_flame_vertices or config.plane_resolution)
+        if uv_position_map is None or template_points is None:
+            raise ValueError("uv_grid, uv_position_map and template_points go together: give all three or none")
         self.register_buffer("_uv_grid", uv_grid.to(torch.float32).contiguous())
         self.register_buffer("_uv_position_map", uv_position_map.to(torch.float32).contiguous())
         self.register_buffer("_flame_vertices", template_points.to(torch.float32).contiguous())
@@ -337,7 +346,7 @@ class Generator(nn.Module):
             return self.activate(self.decode_attributes(self.sample_uv(planes.to(torch.float32))))
 
     def graphed(self, batch_size: int = 1, *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                precision: str | None = None, warmup: int = 3) -> "GraphedGenerator":
+                precision: str | None = None, warmup: int = 3) -> GraphedGenerator:
         """z -> Gaussians replayed from a CUDA graph (one launch instead of hundreds; CUDA only).
 
         The speed option of issue 11 for the animate path: at batch 1 the eager generator is bound by kernel

@@ -173,6 +173,8 @@ class FullyConnectedLayer(nn.Module):
 class MappingNetwork(nn.Module):
     """z (+ camera label) -> w, broadcast to ``num_ws`` rows, with truncation toward ``w_avg``."""
 
+    w_avg: torch.Tensor  # [w_dim] buffer (declared so the type checker does not read it as Tensor | Module)
+
     def __init__(self, config: GeneratorConfig, num_ws: int) -> None:
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = config.z_dim, config.c_dim, config.w_dim, num_ws
@@ -196,6 +198,8 @@ class MappingNetwork(nn.Module):
         if self.z_dim > 0:
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this mapping network is conditioned on a {self.c_dim}-value camera label: c is None")
             parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for i in range(self.num_layers):
@@ -293,7 +297,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         else:
             # conv_transpose2d wants [in, out/groups, k, k]: modulate the cached transposed weight directly
             # instead of transposing a modulated copy.
-            weight_t = cache.weight_t if cache is not None else weight.transpose(0, 1)  # [I, O, k, k]
+            weight_t = cache.weight_t if cache is not None and cache.weight_t is not None else weight.transpose(0, 1)
+            # weight_t: [I, O, k, k]
             wgt = weight_t.unsqueeze(0) * scale.transpose(1, 2).reshape(b, in_ch, -1, 1, 1)  # [B, I, O, k, k]
             x = F.conv_transpose2d(x, wgt.to(x.dtype).reshape(b * in_ch, out_ch, kh, kw), stride=up, padding=0,
                                    groups=b)
@@ -304,11 +309,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         if up == 1:
             x = F.conv2d(x, weight.to(x.dtype), padding=padding)
         else:
-            weight_t = cache.weight_t if cache is not None else weight.transpose(0, 1)
+            weight_t = cache.weight_t if cache is not None and cache.weight_t is not None else weight.transpose(0, 1)
             x = F.conv_transpose2d(x, weight_t.to(x.dtype), stride=up, padding=0)
         scale = dcoefs.to(x.dtype).reshape(b, -1, 1, 1)
         x = x.mul_(scale) if not x.requires_grad else x * scale
     if up != 1:
+        if fir is None:
+            raise ValueError(f"modulated_conv2d: up={up} needs the resampling FIR filter, got fir=None")
         # The FIR's padding of 1 on every side is the convolution's own zero padding (no padded copy).
         fir_bias = None if bias is None else bias.to(x.dtype)
         x = F.conv2d(x, _depthwise_fir(fir, out_ch, float(up * up), x.dtype), fir_bias, padding=1, groups=out_ch)
@@ -349,8 +356,12 @@ def _add_bias_act(x: torch.Tensor, bias: torch.Tensor | None, noise: torch.Tenso
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv + noise + bias + lrelu (x sqrt 2) + optional clamp."""
 
+    # Buffers, declared so the type checker does not read them as Tensor | Module.
+    resample_filter: torch.Tensor  # [f, f] FIR
+    noise_const: torch.Tensor  # [resolution, resolution]; only registered when use_noise
+
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int,
-                 conv_clamp: float | None, use_noise: bool, resample_filter: tuple[int, ...]) -> None:
+                 conv_clamp: float | None, use_noise: bool, resample_filter: tuple[float, ...]) -> None:
         super().__init__()
         self.resolution, self.up, self.conv_clamp, self.use_noise = resolution, up, conv_clamp, use_noise
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1.0)
@@ -403,18 +414,24 @@ class ToRGBLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution of the skip-architecture synthesis network."""
 
+    resample_filter: torch.Tensor  # [f, f] FIR buffer (declared so the type checker does not see Tensor | Module)
+
     def __init__(self, in_channels: int, out_channels: int, resolution: int, img_channels: int,
                  config: GeneratorConfig, use_fp16: bool) -> None:
         super().__init__()
         self.in_channels, self.resolution, self.use_fp16 = in_channels, resolution, use_fp16
         self.register_buffer("resample_filter", make_fir_filter(config.resample_filter))
-        common = dict(w_dim=config.w_dim, resolution=resolution, conv_clamp=config.conv_clamp,
-                      use_noise=config.use_noise, resample_filter=config.resample_filter)
+
+        def layer(in_ch: int, up: int) -> SynthesisLayer:
+            return SynthesisLayer(in_ch, out_channels, w_dim=config.w_dim, resolution=resolution, up=up,
+                                  conv_clamp=config.conv_clamp, use_noise=config.use_noise,
+                                  resample_filter=config.resample_filter)
+
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **common)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, up=1, **common)
+            self.conv0 = layer(in_channels, up=2)
+        self.conv1 = layer(out_channels, up=1)
         self.torgb = ToRGBLayer(out_channels, img_channels, config.w_dim, config.conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_torgb = 1
@@ -434,6 +451,8 @@ class SynthesisBlock(nn.Module):
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
             x = self.conv1(x.contiguous(memory_format=layout), w_rows[0], noise_mode)
         else:
+            if x is None:
+                raise ValueError(f"synthesis block {self.resolution}: needs the previous block's features, got None")
             if dtype == torch.float16 and self.conv0.conv_clamp is None:
                 x = x.clamp(-FP16_CONV_CLAMP, FP16_CONV_CLAMP)  # an unclamped fp32 block can exceed fp16's range
             x = self.conv0(x.to(dtype).contiguous(memory_format=layout), w_rows[0], noise_mode)
@@ -489,4 +508,6 @@ class SynthesisNetwork(nn.Module):
             w_idx += block.num_conv
             dtype = low_dtype if block.resolution >= fp16_resolution else torch.float32
             x, img = block(x, img, block_ws, noise_mode, fp16=dtype)
+        if img is None:
+            raise ValueError("synthesis network has no blocks (config.block_resolutions is empty)")
         return img.contiguous()

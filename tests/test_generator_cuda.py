@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from gpu_required import REQUIRE_GPU, fixture_dir, skip_or_fail
 
 if not torch.cuda.is_available():
@@ -18,6 +17,7 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device on this machine: GPU generator tests need one", allow_module_level=True)
 
 from conftest import FIXTURE_DIR  # noqa: E402
+
 from gghead_core import Generator, GeneratorConfig, load_generator  # noqa: E402
 from gghead_core.checkpoint import DEMO_CHECKPOINT  # noqa: E402
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from gpu_required import REQUIRE_GPU, skip_or_fail
 
 if not torch.cuda.is_available():

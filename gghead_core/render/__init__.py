@@ -20,8 +20,8 @@ import numbers
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -150,7 +150,7 @@ def resolve_backend(name: str = "auto") -> tuple[str, str]:
             return name, f"{name} requested: {why}"
         fallback, fallback_why = _first_available(exclude=name)
         return fallback, f"{name} requested but unavailable ({why}); using {fallback}: {fallback_why}"
-    skipped = []
+    skipped: list[str] = []
     for candidate in _AUTO_ORDER:
         ok, why = backend_status(candidate)
         if ok:
@@ -381,7 +381,11 @@ def render(
         events[0].record()
 
     t0 = time.perf_counter()
-    ref = FRONTAL_SH_CENTER if sh_ref == "frontal" else tuple(float(v) for v in camera.center.tolist())
+    if sh_ref == "frontal":
+        ref = FRONTAL_SH_CENTER
+    else:
+        cx, cy, cz = (float(v) for v in camera.center.tolist())  # center [3]
+        ref = (cx, cy, cz)
     colors = _colors_for(gaussians, ref)  # [B, N, 3]
     timings["sh"] = (time.perf_counter() - t0) * 1e3
     if events is not None:

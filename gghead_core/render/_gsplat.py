@@ -136,15 +136,14 @@ def rasterize_gsplat_batch(
     from gsplat import rasterization
 
     device = means.device if means.is_cuda else torch.device("cuda")
-    f32 = dict(dtype=torch.float32, device=device)
     b = means.shape[0]
-    means, quats, scales = (t.to(**f32).contiguous() for t in (means, quats, scales))
-    opacities = opacities.to(**f32).reshape(b, -1).contiguous()
-    colors = colors.to(**f32).contiguous()
+    means, quats, scales = (t.to(device, torch.float32).contiguous() for t in (means, quats, scales))
+    opacities = opacities.to(device, torch.float32).reshape(b, -1).contiguous()
+    colors = colors.to(device, torch.float32).contiguous()
     # (materialised: gsplat's kernels index these by raw pointer; a few floats per head, copied on the device)
-    viewmat = torch.as_tensor(viewmat).to(**f32).reshape(1, 1, 4, 4).expand(b, 1, 4, 4).contiguous()
-    K = torch.as_tensor(K).to(**f32).reshape(1, 1, 3, 3).expand(b, 1, 3, 3).contiguous()
-    background = torch.as_tensor(background).to(**f32).reshape(1, 1, 3).expand(b, 1, 3).contiguous()
+    viewmat = torch.as_tensor(viewmat).to(device, torch.float32).reshape(1, 1, 4, 4).expand(b, 1, 4, 4).contiguous()
+    K = torch.as_tensor(K).to(device, torch.float32).reshape(1, 1, 3, 3).expand(b, 1, 3, 3).contiguous()
+    background = torch.as_tensor(background).to(device, torch.float32).reshape(1, 1, 3).expand(b, 1, 3).contiguous()
 
     render, alpha, _meta = rasterization(
         means,

@@ -210,9 +210,9 @@ def _row_bands(tile_min: torch.Tensor, tile_max: torch.Tensor, grid_w: int, grid
     per_row = torch.zeros(grid_h + 1, dtype=torch.long, device=tile_min.device)
     per_row.index_add_(0, tile_min[:, 1], nx)
     per_row.index_add_(0, tile_max[:, 1], -nx)
-    per_row = torch.cumsum(per_row, 0)[:grid_h].tolist()
+    pairs_per_row: list[int] = torch.cumsum(per_row, 0)[:grid_h].tolist()
     bands, row0, acc = [], 0, 0
-    for row, n in enumerate(per_row):
+    for row, n in enumerate(pairs_per_row):
         if row > row0 and acc + n > max_pairs:
             bands.append((row0, row))
             row0, acc = row, 0
@@ -338,18 +338,18 @@ def rasterize_torch(
         (``sum_i w_i z_i``), float32 on the device of ``means``.
     """
     device = means.device
-    f32 = dict(dtype=torch.float32, device=device)
-    means, quats, scales = means.to(**f32), quats.to(**f32), scales.to(**f32)
-    opacities, colors = opacities.to(**f32).reshape(-1), colors.to(**f32)
-    viewmat, K = torch.as_tensor(viewmat).to(**f32), torch.as_tensor(K).to(**f32)
-    background = torch.as_tensor(background).to(**f32).reshape(3)
+    means, quats, scales = (t.to(device, torch.float32) for t in (means, quats, scales))
+    opacities, colors = opacities.to(device, torch.float32).reshape(-1), colors.to(device, torch.float32)
+    viewmat, K = torch.as_tensor(viewmat).to(device, torch.float32), torch.as_tensor(K).to(device, torch.float32)
+    background = torch.as_tensor(background).to(device, torch.float32).reshape(3)
     if block_elems is None:
         block_elems = (1 << 25) if device.type == "cuda" else (1 << 19)
 
     grid_w, grid_h = math.ceil(width / TILE), math.ceil(height / TILE)
     proj = project_gaussians(means, quats, scales, opacities, colors, viewmat, K, width, height)
 
-    out = torch.zeros(grid_h, grid_w, TILE, TILE, 5, **f32)  # tile-major accumulation buffer
+    # tile-major accumulation buffer [grid_h, grid_w, TILE, TILE, 5]
+    out = torch.zeros(grid_h, grid_w, TILE, TILE, 5, dtype=torch.float32, device=device)
     for row0, row1 in _row_bands(proj.tile_min, proj.tile_max, grid_w, grid_h, max_pairs):
         lists = _tile_lists(proj.tile_min, proj.tile_max, row0, row1, grid_w)
         accum = _composite(proj, lists, row0, grid_w, width, height, chunk_size, block_elems)
