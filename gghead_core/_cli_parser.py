@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _global_options(parser, suppress=False)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--screenshot", metavar="PATH.png", default=None,
+                        help="viewer only: open it, save the window as a PNG once the first frame is drawn, and exit "
+                             "(for docs and smoke tests)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:

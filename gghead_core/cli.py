@@ -410,7 +410,12 @@ def launch_gui(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     try:
         check_display()  # before DearPyGui runs: without a display it aborts the process (notes 1)
-        run_viewer(args.ckpt, device=args.device)
+        if args.screenshot is not None:
+            from gghead_core import export as ex
+
+            ex.check_extension(args.screenshot, ex.IMAGE_EXTENSIONS)
+            ex.check_output_file(args.screenshot, overwrite=False)
+        run_viewer(args.ckpt, device=args.device, screenshot=args.screenshot)
     except DisplayUnavailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -448,7 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     if args.command is None:
-        return launch_gui(args)
+        from gghead_core.export import OutputError
+
+        try:
+            return launch_gui(args)
+        except OutputError as exc:
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
     from gghead_core.checkpoint import CheckpointError
     from gghead_core.config import ConfigError
     from gghead_core.directions import DirectionsError
