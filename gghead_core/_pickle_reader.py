@@ -34,7 +34,8 @@ records and the two error types), ``limits`` (every bound above), ``scan`` (boun
 ``storage`` (legacy storage payloads, :func:`check_view`), ``unpickler`` (the allow-list,
 :class:`RestrictedUnpickler`), ``materialize`` (tensors after parsing) and ``load`` (:func:`restricted_load`).
 This module is the facade the rest of the code and the tests import. Setting a ``MAX_*`` limit on it (as
-``monkeypatch.setattr`` does) sets it in ``_pickle.limits``, where the reader reads it at run time.
+``monkeypatch.setattr`` does) sets it in ``_pickle.limits`` too, where the reader reads it at run time; set
+limits here, not in ``_pickle.limits`` directly, or the copies below go stale.
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ import types
 from typing import Any
 
 from ._pickle import limits as _limits
+from ._pickle.limits import (
+    MAX_DEPTH,
+    MAX_ELEMENTS,
+    MAX_EXPANSION_BYTES,
+    MAX_NODES,
+    MAX_OPCODES,
+    MAX_SCAN_WORK,
+    MAX_STORAGES,
+    MAX_TENSOR_DIMS,
+    MAX_TENSORS,
+    MAX_TUPLE_DEPTH,
+    MAX_TUPLE_EXPANSION,
+)
 from ._pickle.load import restricted_load
 from ._pickle.materialize import materialize
 from ._pickle.records import (
@@ -61,6 +75,17 @@ from ._pickle.storage import check_view, decode_legacy_storage, parse_legacy_sto
 from ._pickle.unpickler import RestrictedUnpickler
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_ELEMENTS",
+    "MAX_EXPANSION_BYTES",
+    "MAX_NODES",
+    "MAX_OPCODES",
+    "MAX_SCAN_WORK",
+    "MAX_STORAGES",
+    "MAX_TENSOR_DIMS",
+    "MAX_TENSORS",
+    "MAX_TUPLE_DEPTH",
+    "MAX_TUPLE_EXPANSION",
     "AttrRef",
     "PersistentRecord",
     "PickleLimitError",
@@ -81,25 +106,14 @@ __all__ = [
 _LIMIT_NAMES = frozenset(name for name in vars(_limits) if name.startswith("MAX_"))
 
 
-def __getattr__(name: str) -> Any:
-    """``MAX_*`` limits are read live from ``_pickle.limits`` (PEP 562), so the facade never holds a stale copy."""
-    if name in _LIMIT_NAMES:
-        return getattr(_limits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LIMIT_NAMES)
-
-
 class _Facade(types.ModuleType):
-    """This module's type: assigning or deleting a ``MAX_*`` limit here changes it where the reader reads it."""
+    """This module's type: assigning a ``MAX_*`` limit here also assigns it in ``_pickle.limits``, where the
+    reader reads it; deleting one is refused (the reader would fail later with a NameError-like surprise)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _LIMIT_NAMES:
-            setattr(_limits, name, value)
-        else:
-            super().__setattr__(name, value)
+            setattr(_limits, name, value)  # where the reader reads it; the copy here keeps getattr consistent
+        super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
         if name in _LIMIT_NAMES:
