@@ -33,18 +33,12 @@ The code lives in the private package ``gghead_core/_pickle/``, one module per s
 records and the two error types), ``limits`` (every bound above), ``scan`` (bounded reader, opcode pre-scan),
 ``storage`` (legacy storage payloads, :func:`check_view`), ``unpickler`` (the allow-list,
 :class:`RestrictedUnpickler`), ``materialize`` (tensors after parsing) and ``load`` (:func:`restricted_load`).
-This module is the facade the rest of the code and the tests import. Setting a ``MAX_*`` limit on it (as
-``monkeypatch.setattr`` does) sets it in ``_pickle.limits`` too, where the reader reads it at run time; set
-limits here, not in ``_pickle.limits`` directly, or the copies below go stale.
+This module is the facade the rest of the code imports. The reader reads its limits from ``_pickle.limits`` at
+run time, so that is the module to change them in (the names re-exported below are read-only copies).
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
-from ._pickle import limits as _limits
 from ._pickle.limits import (
     MAX_DEPTH,
     MAX_ELEMENTS,
@@ -102,23 +96,3 @@ __all__ = [
     "restricted_load",
     "scan_pickle",
 ]
-
-_LIMIT_NAMES = frozenset(name for name in vars(_limits) if name.startswith("MAX_"))
-
-
-class _Facade(types.ModuleType):
-    """This module's type: assigning a ``MAX_*`` limit here also assigns it in ``_pickle.limits``, where the
-    reader reads it; deleting one is refused (the reader would fail later with a NameError-like surprise)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LIMIT_NAMES:
-            setattr(_limits, name, value)  # where the reader reads it; the copy here keeps getattr consistent
-        super().__setattr__(name, value)
-
-    def __delattr__(self, name: str) -> None:
-        if name in _LIMIT_NAMES:
-            raise AttributeError(f"the limit {name} cannot be deleted, only changed")
-        super().__delattr__(name)
-
-
-sys.modules[__name__].__class__ = _Facade

@@ -413,7 +413,7 @@ def test_limits_leave_a_tenfold_margin_for_the_official_fixture(monkeypatch, fix
     """The official-format fixture still loads with every file-wide limit cut to a tenth: the limits refuse
     bombs, not real snapshots (measured needs: depth 18, tuple 106 items / 2 levels, 26k work units, 29k
     opcodes)."""
-    import gghead_core._pickle_reader as reader
+    import gghead_core._pickle.limits as reader  # where the reader reads its limits
     import gghead_core.checkpoint as checkpoint
 
     monkeypatch.setattr(reader, "MAX_DEPTH", reader.MAX_DEPTH // 10)
