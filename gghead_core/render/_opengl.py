@@ -42,11 +42,13 @@ whatever context was current before (DearPyGui's included). ``context="current"`
 caller's current context instead (e.g. in DPG's render loop): GL objects are created in that context and
 the GL state we touch is restored after each call.
 
-Modules: ``_opengl_programs`` (shaders), ``_opengl_buffers`` (buffers, targets, transfers), ``_opengl_upload``
-(upload fingerprints), ``_opengl_sort`` (CPU/GPU depth order), ``_opengl_primitives`` (footprint statistics, cost
-model), ``_opengl_passes`` (projection, draw, readback), ``_opengl_state`` (save/restore for
-``context="current"``), ``_opengl_available``, ``_opengl_context``. This one keeps the rasterizer's set-up,
-upload cache, frame sequence and teardown, the entry points, and every name importers use (re-exported).
+Modules (private, one concern each; the rasterizer's parts are mixin base classes of it):
+``_opengl_programs`` shaders, ``_opengl_upload`` upload fingerprints and host copies, ``_opengl_buffers`` GL
+buffers, targets and transfers, ``_opengl_sort`` CPU/GPU depth order, ``_opengl_primitives`` footprint
+statistics and the cost model, ``_opengl_passes`` projection, draw and readback, ``_opengl_state`` state
+save/restore for ``context="current"``, ``_opengl_available`` availability, ``_opengl_context`` contexts and
+the probe. This module: the rasterizer's set-up, upload cache, frame sequence and teardown, the entry points,
+and (re-exported) every name that other modules and tests import from it.
 """
 
 from __future__ import annotations
@@ -298,7 +300,7 @@ class OpenGLRasterizer(_BuffersMixin, _SortMixin, _PrimitivesMixin, _PassesMixin
         """Gaussians per draw call: chunks on software GL (see _draw), everything at once on hardware."""
         return max(1, int(_SOFTWARE_DRAW_CHUNK)) if (self.is_software and self.projected) else max(1, self._scene.count)
 
-    # -- public API ----------------------------------------------------------------------------------------
+    # -- public API (also sorted_order, from _opengl_sort) -------------------------------------------------
 
     def set_gaussians(self, means, quats, scales, opacities, colors) -> None:
         """Upload a head now (``rasterize`` also does this itself whenever its inputs changed)."""
@@ -438,7 +440,7 @@ class OpenGLRasterizer(_BuffersMixin, _SortMixin, _PrimitivesMixin, _PassesMixin
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Module-level default rasterizer (the low-level backend contract)
+# Module-level default rasterizer (the low-level backend contract; its slot _DEFAULT is in _opengl_available)
 
 
 def default_rasterizer() -> OpenGLRasterizer:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class _DefaultHolder:
+    """The process-wide rasterizer, or why it could not be made (remembered so it is not retried)."""
+
     rasterizer: OpenGLRasterizer | None = None
     error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ._opengl_buffers import _Targets
 from ._opengl_programs import _Program
 from ._opengl_state import _GL_POINT_SMOOTH, _GL_POINT_SPRITE
-
-if TYPE_CHECKING:
-    from ._opengl_buffers import _Targets
 from ._opengl_upload import _Scene
 
 NEAR_CULL = 0.2

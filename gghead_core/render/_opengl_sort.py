@@ -3,7 +3,8 @@
 Why a module of its own: both sorts must produce the same order (ascending camera depth, ties by index, as a
 stable argsort would), and the key mapping they share is easiest to check side by side
 (``tests/test_opengl_sort.py`` compares them). :func:`cpu_depth_order` is a plain function (no GL);
-:class:`_SortMixin` holds the two passes that write the order into the rasterizer's order buffer.
+:class:`_SortMixin` (a base class of the rasterizer) holds the two passes that write the order into the
+order buffer, and ``sorted_order``, which reads it back for tests and debugging.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def cpu_depth_order(means: np.ndarray, viewmat: np.ndarray) -> np.ndarray:
 
 
 class _SortMixin:
-    """The GPU and CPU sort passes of :class:`~._opengl.OpenGLRasterizer` (a base class of it)."""
+    """The GPU and CPU sort passes of :class:`~._opengl.OpenGLRasterizer`, and reading their result back."""
 
     # The rasterizer's scene, GL objects and entry points (made in _init_gl / _create_objects).
     _scene: _Scene

@@ -1,4 +1,4 @@
-"""Host side of the OpenGL rasterizer's upload cache: shape checks, float32 host copies, fingerprints.
+"""Host side of the OpenGL rasterizer's inputs: shape checks, float32/float64 host copies, upload fingerprints.
 
 Why a module of its own: the cache must decide *before* anything is copied to the host (for CUDA tensors:
 no device-to-host transfer, no sync) whether a head's tensors are the ones already uploaded.
