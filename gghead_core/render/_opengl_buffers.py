@@ -173,3 +173,4 @@ class _BuffersMixin:
             GL.glDeleteVertexArrays(len(o["vaos"]), o["vaos"])
         for p in o["programs"]:
             GL.glDeleteProgram(p)
+        self._owned = {k: [] for k in o}
