@@ -50,7 +50,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeGuard, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, get_args
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -111,6 +111,21 @@ def prepare_pyopengl() -> str:
     if not os.environ.get("PYOPENGL_PLATFORM") and not has_display() and sys.platform.startswith("linux"):
         os.environ["PYOPENGL_PLATFORM"] = "egl"
     return os.environ.get("PYOPENGL_PLATFORM", "default")
+
+
+_GL: Any = None  # the OpenGL.GL module, imported after prepare_pyopengl()
+
+
+def _gl():
+    """``OpenGL.GL``, imported on first use and only after :func:`prepare_pyopengl` (the rasterizer's modules
+    all get it here, so none can import it before the platform is chosen)."""
+    global _GL
+    if _GL is None:
+        prepare_pyopengl()
+        from OpenGL import GL
+
+        _GL = GL
+    return _GL
 
 
 # ----------------------------------------------------------------------------------------------------------
