@@ -29,6 +29,7 @@ from gghead_core.camera import Camera, CameraSpec
 from gghead_core.gaussians import Gaussians
 from gghead_core.vocabulary import (
     BACKENDS,
+    DEPTH_COLORMAPS,
     INTERP_SPACES,
     MAX_ABS_EDIT,
     MAX_ABS_PSI,
@@ -39,6 +40,7 @@ from gghead_core.vocabulary import (
     SH_REFS,
     Background,
     Backend,
+    DepthColormap,
     InterpSpace,
     Mode,
     NoiseMode,
@@ -55,6 +57,7 @@ from gghead_core.vocabulary import (
 
 __all__ = [
     "BACKENDS",
+    "DEPTH_COLORMAPS",
     "MODES",
     "NOISE_MODES",
     "SH_REFS",
@@ -287,6 +290,7 @@ class RenderSettings:
     background: Background = "white"
     sh_ref: ShRef = "frontal"
     scale_modifier: float = 1.0
+    depth_colormap: DepthColormap = "rainbow"
 
     def __post_init__(self) -> None:
         _set(self, "resolution", check_resolution(self.resolution))
@@ -296,6 +300,7 @@ class RenderSettings:
         _set(self, "sh_ref", check_choice(self.sh_ref, SH_REFS, "SH reference"))
         _set(self, "scale_modifier", check_number(self.scale_modifier, "scale modifier", lo=0.0,
                                                   hi=MAX_SCALE_MODIFIER, lo_open=True))
+        _set(self, "depth_colormap", check_choice(self.depth_colormap, DEPTH_COLORMAPS, "depth colour map"))
 
     @property
     def transparent(self) -> bool:
@@ -310,6 +315,7 @@ class RenderSettings:
             "background": self.background,
             "sh_ref": self.sh_ref,
             "scale_modifier": self.scale_modifier,
+            "depth_colormap": self.depth_colormap,
         }
 
 

@@ -26,7 +26,7 @@ import torch
 
 from ..camera import DEFAULT_RADIUS, Camera
 from ..gaussians import Gaussians
-from ._colormap import depth_to_color
+from ._colormap import COLORMAPS, colormap, depth_range, depth_to_color
 from ._sh import sh_to_colors
 
 BACKENDS = ("auto", "gsplat", "opengl", "torch")
@@ -244,6 +244,7 @@ def render(
     background="white",
     sh_ref: str = "frontal",
     scale_modifier: float = 1.0,
+    depth_colormap: str = "rainbow",
 ) -> RenderResult:
     """Render every head of ``gaussians`` from ``camera``.
 
@@ -257,6 +258,7 @@ def render(
         background: ``"white"`` (GGHead's training background), ``"black"``, ``"transparent"`` or ``(r, g, b)``.
         sh_ref: ``"frontal"`` or ``"view"``: where SH colours are evaluated from.
         scale_modifier: multiplies every Gaussian's scales (3DGS's ``scaling_modifier``), for inspection.
+        depth_colormap: ``"rainbow"`` or ``"grey"``: the colours of ``mode="depth"`` (near red / white).
     """
     t_start = time.perf_counter()
     if not isinstance(gaussians, Gaussians):
@@ -269,6 +271,7 @@ def render(
     _check_choice(backend, BACKENDS, "backend")
     _check_choice(mode, MODES, "mode")
     _check_choice(sh_ref, SH_REFS, "sh_ref")
+    _check_choice(depth_colormap, tuple(COLORMAPS), "depth_colormap")
     background_name, bg_rgb = parse_background(background)
     if isinstance(scale_modifier, bool) or not isinstance(scale_modifier, (int, float)) or not (
         math.isfinite(scale_modifier) and scale_modifier > 0
@@ -322,7 +325,7 @@ def render(
         premultiplied = alpha[..., None].expand(*alpha.shape, 3).contiguous()
         image = premultiplied
     else:
-        cmap = torch.stack([depth_to_color(depth[b], alpha[b]) for b in range(len(depth))]).to(device)
+        cmap = torch.stack([depth_to_color(depth[b], alpha[b], depth_colormap) for b in range(len(depth))]).to(device)
         premultiplied = cmap * alpha[..., None]
         image = premultiplied + (1.0 - alpha)[..., None] * bg
     timings["post"] = (time.perf_counter() - t0) * 1e3

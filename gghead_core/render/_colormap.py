@@ -33,21 +33,54 @@ def rainbow(values: torch.Tensor) -> torch.Tensor:
     return colors[lo] * (1 - t) + colors[hi] * t
 
 
-def depth_to_color(
+def grey(values: torch.Tensor) -> torch.Tensor:
+    """Map ``values [...]`` (clamped to [0, 1]) to grey levels ``[..., 3]`` (0 black, 1 white)."""
+    v = values.to(torch.float32).clamp(0.0, 1.0)
+    return v.unsqueeze(-1).expand(*v.shape, 3).contiguous()
+
+
+COLORMAPS = {"rainbow": rainbow, "grey": grey}
+"""Depth colour maps by name (the vocabulary's ``DepthColormap``); both map near to 1 (red / white)."""
+
+
+def colormap(values: torch.Tensor, name: str = "rainbow") -> torch.Tensor:
+    """``values [...]`` in [0, 1] -> colours ``[..., 3]`` with the named map (e.g. a colour bar's gradient)."""
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown depth colour map {name!r} (choose from {', '.join(COLORMAPS)})")
+    return COLORMAPS[name](values)
+
+
+def depth_range(
     depth: torch.Tensor,  # [H, W] expected depth, 0 where nothing was hit
     alpha: torch.Tensor,  # [H, W]
-) -> torch.Tensor:
-    """Colour ``[H, W, 3]`` for a depth map: near = red, far = blue, over the depth range of this image.
+) -> tuple[float, float] | None:
+    """(near, far) camera-space depth in world units that :func:`depth_to_color` spans; None: nothing hit.
 
     The range comes from the pixels with alpha > 0.5 (the fringe of a head has unreliable depth); images that
-    have none use every covered pixel. Empty pixels get the colour of the far end (composited away later).
+    have none use every covered pixel.
     """
     covered = alpha > 0.5
     if not bool(covered.any()):
         covered = alpha > 0
     if not bool(covered.any()):
-        return rainbow(torch.zeros_like(depth))
+        return None
     d = depth[covered]
-    near, far = float(d.min()), float(d.max())
+    return float(d.min()), float(d.max())
+
+
+def depth_to_color(
+    depth: torch.Tensor,  # [H, W] expected depth, 0 where nothing was hit
+    alpha: torch.Tensor,  # [H, W]
+    colormap_name: str = "rainbow",
+) -> torch.Tensor:
+    """Colour ``[H, W, 3]`` for a depth map: near = red (white in grey), far = blue (black), over the depth
+    range of this image (:func:`depth_range`). Empty pixels get the colour of the far end (composited away
+    later).
+    """
+    cmap = COLORMAPS[colormap_name]
+    span_ends = depth_range(depth, alpha)
+    if span_ends is None:
+        return cmap(torch.zeros_like(depth))
+    near, far = span_ends
     span = max(far - near, 1e-6)
-    return rainbow((far - depth) / span)
+    return cmap((far - depth) / span)
