@@ -247,6 +247,10 @@ class RenderWorker:
             return self._model_events.pop(0) if self._model_events else None
 
     @property
+    def has_model_event(self) -> bool:
+        return bool(self._model_events)
+
+    @property
     def has_result(self) -> bool:
         """A finished frame (or error) waits in :meth:`poll` (cheap: for the frame loop's idle check)."""
         return self._result is not None
