@@ -33,6 +33,7 @@ import torch
 
 from app.capture import CaptureRunner, TurntableOptions, screenshot_job, start_capture, turntable_job
 from app.display import BufferPool, new_rgba_buffer
+from app.memory import release_free_memory, tune_malloc
 from app.idle import ACTIVE_TAIL_S, FALLBACK_IDLE_FPS, IDLE_NAP_S, SAFETY_REFRESH_S, InputProbe
 from app.progressive import ProgressivePolicy
 from app.settings import REMEMBERED_RENDER_FIELDS, Settings, default_output_dir, load_settings, save_settings
@@ -47,6 +48,7 @@ STATUS_CHARS = (PANEL_WIDTH - 28) // 7  # what fits on the one status line (Dear
 ERROR_COLOR = (255, 110, 110)
 INFO_COLOR = (170, 220, 170)
 DIM_COLOR = (150, 150, 150)
+TRIM_INTERVAL_S = 60.0  # hand freed heap memory back at least this often while busy
 CAPTURE_FRAME_S = 0.2  # UI frame interval while only a capture's progress bar moves (it needs the cores)
 
 
@@ -113,6 +115,7 @@ class Viewer:
         self.args = RenderArgs(settings=settings)
         self.progressive = ProgressivePolicy(enabled=self.settings.progressive)
         self.show_overlay = self.settings.show_overlay
+        tune_malloc()  # before the worker thread starts: see app.memory (RSS stays flat over long sessions)
         self.pool = BufferPool()
         self.worker = RenderWorker(device=device, loader=loader, render_fn=render_fn, pool=self.pool)
         self.captures = CaptureRunner()
@@ -131,6 +134,8 @@ class Viewer:
         self._last_activity = -1e9  # input, a state change or a new frame: keep drawing for a moment
         self._last_frame_time = -1e9  # when the last UI frame was drawn
         self._probe: InputProbe | None = None
+        self._trimmed = True  # freed memory was handed back since the last activity
+        self._last_trim = time.perf_counter()
         self._uv: tuple[float, float] = (1.0, 1.0)
         self._shown_id = 0
         self._front: np.ndarray | None = None
@@ -261,8 +266,16 @@ class Viewer:
         """
         if not dpg.is_dearpygui_running():
             return False
-        if self.needs_frame():
+        now = time.perf_counter()
+        if self.needs_frame(now):
+            self._trimmed = False
+            if now - self._last_trim > TRIM_INTERVAL_S:  # long animations never go idle
+                release_free_memory()
+                self._last_trim = now
             return self.step()
+        if not self._trimmed and self.worker.idle:
+            release_free_memory()  # the viewer just went idle: give the frames' freed memory back
+            self._trimmed, self._last_trim = True, now
         time.sleep(IDLE_NAP_S)
         return True
 
