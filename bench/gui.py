@@ -178,6 +178,7 @@ def main() -> int:
     ap.add_argument("--memory-minutes", type=float, default=4.0, help="0 skips the memory row")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--rows", nargs="+", default=["orbit", "animate", "refine", "idle", "memory"])
+    ap.add_argument("--no-progressive", action="store_true", help="full-resolution frames while moving")
     ap.add_argument("--screenshot", default=None, help="also save a PNG of the whole viewer window here")
     ap.add_argument("--torch-threads", type=int, default=None,
                     help="torch threads for the viewer (default: its own choice, half the cores on the CPU)")
@@ -199,6 +200,8 @@ def main() -> int:
     v = Viewer(ckpt, resolution=res, backend=opts.backend, output_dir=tmp, width=1600, height=1100,
                vsync=False, torch_threads=opts.torch_threads)
     v.start()
+    if opts.no_progressive and hasattr(v, "progressive"):
+        v.progressive.enabled = False
     out: dict[str, dict | float] = {}
     try:
         if not v.wait(300):
