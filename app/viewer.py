@@ -48,6 +48,8 @@ STATUS_CHARS = (PANEL_WIDTH - 28) // 7  # what fits on the one status line (Dear
 ERROR_COLOR = (255, 110, 110)
 INFO_COLOR = (170, 220, 170)
 DIM_COLOR = (150, 150, 150)
+MAX_UI_FPS = 60.0
+WAITING_UI_FPS = 15.0  # UI frames per second while the worker renders and no new frame waits
 TRIM_INTERVAL_S = 60.0  # hand freed heap memory back at least this often while busy
 CAPTURE_FRAME_S = 0.2  # UI frame interval while only a capture's progress bar moves (it needs the cores)
 
@@ -268,6 +270,14 @@ class Viewer:
             return False
         now = time.perf_counter()
         if self.needs_frame(now):
+            # While a frame is being rendered and none waits, the UI only samples the mouse: a lower rate
+            # leaves the cores to the worker (each UI frame costs ~25 ms of CPU under llvmpipe).
+            waiting = not self.worker.has_result and not self.worker.idle
+            interval = 1.0 / (WAITING_UI_FPS if waiting else MAX_UI_FPS)
+            rest = interval - (now - self._last_frame_time)
+            if rest > 0:
+                time.sleep(min(rest, IDLE_NAP_S))
+                return True
             self._trimmed = False
             if now - self._last_trim > TRIM_INTERVAL_S:  # long animations never go idle
                 release_free_memory()

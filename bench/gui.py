@@ -166,6 +166,7 @@ def measure_memory(v, minutes: float) -> dict:  # noqa: ANN001
     xs, ys = [s[0] for s in samples], [s[1] for s in samples]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mx) * (y - my) for x, y in samples) / max(1e-9, sum((x - mx) ** 2 for x in xs))
+    print("  RSS samples (min, MB): " + " ".join(f"{x:.1f}:{y:.0f}" for x, y in samples), file=sys.stderr)
     return dict(start=ys[0], end=ys[-1], peak=max(ys), slope=slope, per20=slope * 20.0, minutes=minutes)
 
 

@@ -174,3 +174,24 @@ def test_grid_cli_writes_labels(tmp_path):
     assert diff[:24].any() and not diff[24:64].any() and not diff[88:].any()  # only the labels' boxes differ
     recipe = json.loads((tmp_path / "labelled.png.json").read_text())
     assert recipe["params"]["labels"] is True
+
+
+def test_render_cli_depth_colormap_grey(tmp_path):
+    import imageio.v3 as iio
+
+    out = tmp_path / "depth.png"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "main.py"), "render", "--seed", "0", "--mode", "depth", "--depth-colormap",
+         "grey", "--resolution", "48", "--backend", "torch", "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    img = iio.imread(out).astype(int)
+    assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
+    assert img.min() < 128  # the head's far parts are dark on the white background
+    assert json.loads((tmp_path / "depth.png.json").read_text())["params"]["settings"]["depth_colormap"] == "grey"
+    bad = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "main.py"), "render", "--seed", "0", "--depth-colormap", "jet",
+         "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+    )
+    assert bad.returncode == 2 and "depth-colormap" in bad.stderr
