@@ -123,7 +123,7 @@ def test_progressive_can_be_turned_off_and_is_remembered(v):
     assert sizes and set(sizes) == {512}, sizes
 
 
-def test_screenshot_during_a_drag_is_full_resolution(v):
+def test_screenshot_during_a_drag_is_full_resolution(v, tmp_path):
     import imageio.v3 as iio
 
     v.trigger("render.resolution", "512")
@@ -131,14 +131,20 @@ def test_screenshot_during_a_drag_is_full_resolution(v):
     v.progressive.budget_ms = 1.0
     drag(v, 0.2, min_frames=1)
     assert v.image.shape[0] == 256  # a preview is on screen
-    v.trigger("capture.shot_resolution", "view")
-    v.trigger("capture.screenshot")
-    deadline = time.time() + 120
-    while v.captures.busy and time.time() < deadline:
-        v.step()
-        time.sleep(0.01)
+    shared_out = v.settings.output_dir
+    v.settings.output_dir = str(tmp_path)  # other modules count the shared folder's screenshots
+    try:
+        v.trigger("capture.shot_resolution", "view")
+        v.trigger("capture.screenshot")
+        deadline = time.time() + 120
+        while v.captures.busy and time.time() < deadline:
+            v.step()
+            time.sleep(0.01)
+    finally:
+        v.settings.output_dir = shared_out
     st = v.captures.status
     assert st.error is None and st.output is not None, st.error
+    assert Path(st.output).parent == tmp_path
     assert iio.imread(st.output).shape[:2] == (512, 512)
 
 
