@@ -20,9 +20,9 @@ import ctypes
 import ctypes.util
 import sys
 
-IDLE_NAP_S = 1.0 / 60.0  # how often an idle loop checks for input (cheap: one X round trip at most)
+IDLE_NAP_S = 1.0 / 30.0  # how often an idle loop checks for input (cheap: one X round trip at most)
 ACTIVE_TAIL_S = 0.5  # keep drawing this long after the last activity (hover effects, ImGui's settling frames)
-SAFETY_REFRESH_S = 2.0  # draw at least this often even when idle (a missed event never sticks for long)
+SAFETY_REFRESH_S = 5.0  # draw at least this often even when idle (a missed event never sticks for long)
 FALLBACK_IDLE_FPS = 10.0  # idle frame rate where pending input cannot be probed
 _QUEUED_AFTER_FLUSH = 2
 

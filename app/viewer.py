@@ -419,7 +419,7 @@ class Viewer:
                 dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (20, 20, 20, 170))
                 dpg.add_theme_color(dpg.mvThemeCol_Text, (235, 235, 235, 255))
                 dpg.add_theme_style(dpg.mvStyleVar_WindowPadding, 4, 3)
-        with dpg.child_window(tag="view.overlay", width=250, height=22, no_scrollbar=True, border=False,
+        with dpg.child_window(tag="view.overlay", width=230, height=22, no_scrollbar=True, border=False,
                               show=self.show_overlay):
             dpg.add_text("", tag="view.overlay.text")
         dpg.bind_item_theme("view.overlay", dark)
@@ -434,10 +434,12 @@ class Viewer:
         if self.show_overlay:
             r = self.last_result
             fps = self.perf.display_rate.rate(now)
-            text = "-" if fps <= 0 else f"{fps:4.1f} fps"
+            parts = [f"{fps:.1f} fps"] if fps > 0 else []  # displayed frames per second (none while idle)
             if r is not None and not r.error:
                 shown, target = int(r.args.settings.resolution), self.args.settings.resolution
-                text += f"  {r.timings.total_ms:5.0f} ms  {shown}px" + (f" -> {target}" if shown != target else "")
+                parts.append(f"{r.timings.total_ms:.0f} ms")
+                parts.append(f"{shown}px" + (f" -> {target}" if shown != target else ""))
+            text = "  ".join(parts)
             if dpg.get_value("view.overlay.text") != text:
                 dpg.set_value("view.overlay.text", text)
             dpg.set_item_pos("view.overlay", [x + 6, y + 6])
