@@ -1,4 +1,5 @@
-"""The viewer's small settings file (recent checkpoints, output folder) in the user's config directory.
+"""The viewer's small settings file (recent checkpoints, output folder, the last render settings and display
+toggles) in the user's config directory.
 
 Location: ``$XDG_CONFIG_HOME/gghead-viewer/settings.json`` (``~/.config`` when unset) on Linux and macOS,
 ``%APPDATA%\\gghead-viewer\\settings.json`` on Windows. A missing or corrupt file gives the defaults; settings
@@ -13,6 +14,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 APP_DIR_NAME = "gghead-viewer"
 MAX_RECENT = 10
@@ -31,10 +33,19 @@ def default_output_dir() -> Path:
     return Path.cwd() / "out" / "viewer"
 
 
+REMEMBERED_RENDER_FIELDS = ("resolution", "backend", "mode", "background", "sh_ref", "depth_colormap")
+"""RenderSettings fields remembered between runs (the scale modifier is an inspection knob: not kept)."""
+
+
 @dataclass
 class Settings:
     recent_files: list[str] = field(default_factory=list)
     output_dir: str = ""
+    # The last render settings, as JSON values; checked by the viewer when applied (a value this version does
+    # not accept is ignored there, so an edited or older file never stops the viewer from starting).
+    render: dict[str, Any] = field(default_factory=dict)
+    show_overlay: bool = True  # fps / ms overlay in the view's corner
+    progressive: bool = True  # lower-resolution previews while something moves
 
     def add_recent(self, path: str | os.PathLike) -> None:
         """Move ``path`` (absolute) to the front of the recent list, keeping at most MAX_RECENT entries."""
@@ -57,9 +68,15 @@ def load_settings(directory: Path | None = None) -> Settings:
         return Settings()
     recent = data.get("recent_files", [])
     out = data.get("output_dir", "")
+    render = data.get("render", {})
+    render = {k: v for k, v in render.items() if k in REMEMBERED_RENDER_FIELDS} if isinstance(render, dict) else {}
+    overlay, progressive = data.get("show_overlay", True), data.get("progressive", True)
     return Settings(
         recent_files=[str(r) for r in recent if isinstance(r, str)][:MAX_RECENT] if isinstance(recent, list) else [],
         output_dir=out if isinstance(out, str) else "",
+        render=render,
+        show_overlay=overlay if isinstance(overlay, bool) else True,
+        progressive=progressive if isinstance(progressive, bool) else True,
     )
 
 

@@ -6,6 +6,13 @@ The UI thread never generates or renders: it submits :class:`app.state.RenderArg
 :class:`app.worker.RenderWorker` whenever they change and shows finished frames by swapping the pointer of a
 raw float RGBA texture (see :mod:`app.display`).
 
+Staying fluid on slow machines (issue 12): while something moves, the worker renders a smaller preview chosen
+by :class:`app.progressive.ProgressivePolicy` (drawn into the corner of the same texture and shown upscaled
+through the image's UV range), and the chosen resolution follows as soon as input stops. The frame loop
+(:meth:`Viewer.tick`) draws only while something may change and naps otherwise (:mod:`app.idle`), so an idle
+viewer neither renders nor uploads anything. Messages and errors share one fixed status line at the top of the
+panel; an fps / ms overlay sits in the view's corner.
+
 Tests and benchmarks drive the loop themselves: ``Viewer(...).start()``, then :meth:`Viewer.step` renders exactly
 one DearPyGui frame; :func:`run_viewer` is the user entry point (``python main.py`` without a subcommand).
 """
@@ -28,14 +35,26 @@ import torch
 from app.capture import CaptureRunner, TurntableOptions, screenshot_job, start_capture, turntable_job
 from app.capture import TimelineOptions, timeline_job
 from app.display import BufferPool, new_rgba_buffer
-from app.settings import Settings, default_output_dir, load_settings, save_settings
-from app.state import DEFAULT_SETTINGS, RenderArgs
+from app.memory import release_free_memory, tune_malloc
+from app.idle import ACTIVE_TAIL_S, FALLBACK_IDLE_FPS, IDLE_NAP_S, SAFETY_REFRESH_S, InputProbe
+from app.progressive import ProgressivePolicy
+from app.settings import REMEMBERED_RENDER_FIELDS, Settings, default_output_dir, load_settings, save_settings
+from app.state import DEFAULT_SETTINGS, RESOLUTIONS, RenderArgs
 from app.worker import FrameResult, RenderWorker
-from gghead_core.pipeline import BACKENDS
+from gghead_core.pipeline import BACKENDS, DEPTH_COLORMAPS as DEPTH_COLORMAP_NAMES, RenderSettings, SpecError
+from gghead_core.render import colormap as depth_colormap
 
 PANEL_WIDTH = 380
 CLICK_SLOP_PX = 4.0  # a left press and release closer than this on the head is a click (UV inspector pick)
 TITLE = "GGHead viewer"
+STATUS_CHARS = (PANEL_WIDTH - 28) // 7  # what fits on the one status line (DearPyGui's default font: 7 px)
+ERROR_COLOR = (255, 110, 110)
+INFO_COLOR = (170, 220, 170)
+DIM_COLOR = (150, 150, 150)
+MAX_UI_FPS = 60.0
+WAITING_UI_FPS = 15.0  # UI frames per second while the worker renders and no new frame waits
+TRIM_INTERVAL_S = 60.0  # hand freed heap memory back at least this often while busy
+CAPTURE_FRAME_S = 0.2  # UI frame interval while only a capture's progress bar moves (it needs the cores)
 
 
 class DisplayUnavailableError(RuntimeError):
@@ -67,9 +86,9 @@ class Viewer:
         self,
         ckpt_path: str | os.PathLike | None = None,
         *,
-        resolution: int = 512,
+        resolution: int | None = None,
         device: str | None = None,
-        backend: str = "auto",
+        backend: str | None = None,
         output_dir: str | os.PathLike | None = None,
         config_dir: str | os.PathLike | None = None,
         width: int = 1400,
@@ -79,9 +98,11 @@ class Viewer:
         render_fn: Callable[..., Any] | None = None,
         loader: Callable[..., Any] | None = None,
     ) -> None:
-        if backend not in BACKENDS:
+        if backend is not None and backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or not 16 <= resolution <= 4096:
+        if resolution is not None and (
+            isinstance(resolution, bool) or not isinstance(resolution, int) or not 16 <= resolution <= 4096
+        ):
             raise ValueError(f"render resolution must be an integer from 16 to 4096, got {resolution!r}")
         self.ckpt_path = None if ckpt_path is None else str(ckpt_path)
         self.width, self.height, self.vsync = int(width), int(height), bool(vsync)
@@ -89,17 +110,38 @@ class Viewer:
         self.settings: Settings = load_settings(self.config_dir)
         if output_dir is not None:
             self.settings.output_dir = str(output_dir)
-        self.args = RenderArgs(settings=replace(DEFAULT_SETTINGS, resolution=int(resolution), backend=backend))
         self.backends = gui_backends()
+        # Remembered render settings first, then what the caller asked for explicitly.
+        settings = remembered_render_settings(self.settings.render, DEFAULT_SETTINGS, self.backends)
+        if resolution is not None:
+            settings = replace(settings, resolution=int(resolution))
+        if backend is not None:
+            settings = replace(settings, backend=backend)
+        self.args = RenderArgs(settings=settings)
+        self.progressive = ProgressivePolicy(enabled=self.settings.progressive)
+        self.show_overlay = self.settings.show_overlay
+        tune_malloc()  # before the worker thread starts: see app.memory (RSS stays flat over long sessions)
         self.pool = BufferPool()
         self.worker = RenderWorker(device=device, loader=loader, render_fn=render_fn, pool=self.pool)
         self.captures = CaptureRunner()
         self.status = ""  # last render error ("" when fine)
+        self.message = ""  # the latest message for the status line (see :meth:`say`)
+        self.message_is_error = False
+        self._status_shown: tuple[str, bool] | None = None
         self.frames_shown = 0
+        self.ui_frames = 0  # DearPyGui frames drawn (each one uploads the raw texture again)
         self.last_result: FrameResult | None = None
         self._text_inputs: list[str] = []
-        self._submitted: RenderArgs | None = None
+        self._submitted: RenderArgs | None = None  # what the worker was asked for (a preview may be smaller)
         self._submitted_id = 0
+        self._seen_args: RenderArgs | None = None
+        self._last_change = -1e9  # when the state last changed (perf_counter seconds)
+        self._last_activity = -1e9  # input, a state change or a new frame: keep drawing for a moment
+        self._last_frame_time = -1e9  # when the last UI frame was drawn
+        self._probe: InputProbe | None = None
+        self._trimmed = True  # freed memory was handed back since the last activity
+        self._last_trim = time.perf_counter()
+        self._uv: tuple[float, float] = (1.0, 1.0)
         self._shown_id = 0
         self._front: np.ndarray | None = None
         self._texture_tag: str | None = None
@@ -112,6 +154,7 @@ class Viewer:
         self._wheel = 0.0
         self._keys: list[int] = []
         self._image_rect = (0.0, 0.0, 1.0)  # x, y, size of the image in viewport pixels
+        self._view_pos = (0, 0, 1)  # x, y, size of the image inside the view area
         self.widgets: list[Any] = []
         self._torch_threads = torch_threads
         self._saved_torch_threads: int | None = None
@@ -160,23 +203,32 @@ class Viewer:
         self._front[..., :3] = 0.12  # dark grey until the first frame arrives
         with dpg.texture_registry():
             self._texture_tag = self._new_texture(self._front)
+            self._colorbars = {name: self._colorbar_texture(name) for name in DEPTH_COLORMAP_NAMES}
         with dpg.handler_registry():
             dpg.add_mouse_wheel_handler(callback=self._on_wheel)
             dpg.add_key_press_handler(callback=self._on_key)
         with dpg.window(tag="main"):
             with dpg.group(horizontal=True):
-                with dpg.child_window(width=PANEL_WIDTH, tag="panel"):
-                    dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 20, color=(255, 110, 110), show=False)
-                    for w in self.widgets:
-                        with dpg.collapsing_header(label=w.title, default_open=w.default_open, tag=f"{w.name}.header"):
-                            w.build()
+                with dpg.group(tag="left"):
+                    # One fixed line for messages and errors: nothing below it moves when a message appears.
+                    with dpg.child_window(width=PANEL_WIDTH, height=26, tag="status.box", no_scrollbar=True):
+                        dpg.add_text("", tag="status", color=INFO_COLOR)
+                        with dpg.tooltip("status", tag="status.tooltip"):
+                            dpg.add_text("", tag="status.full", wrap=520)
+                    with dpg.child_window(width=PANEL_WIDTH, tag="panel"):
+                        for w in self.widgets:
+                            with dpg.collapsing_header(label=w.title, default_open=w.default_open,
+                                                       tag=f"{w.name}.header"):
+                                w.build()
                 with dpg.child_window(tag="view", no_scrollbar=True, border=False):
                     dpg.add_image(self._texture_tag, tag="view.image", width=res, height=res)
+                    self._build_overlays()
         dpg.create_viewport(title=TITLE, width=self.width, height=self.height, x_pos=0, y_pos=0, vsync=self.vsync)
         dpg.setup_dearpygui()
         dpg.show_viewport()
         dpg.set_primary_window("main", True)
         self._last_time = time.perf_counter()
+        self._probe = InputProbe()
         self.model.open_path(self.ckpt_path)
         return self
 
@@ -191,7 +243,7 @@ class Viewer:
             if hasattr(w, "close"):
                 w.close()
         self.worker.close()
-        self.save_settings()
+        self.remember_settings()
         if self._saved_torch_threads is not None:
             torch.set_num_threads(self._saved_torch_threads)
             self._saved_torch_threads = None
@@ -219,12 +271,60 @@ class Viewer:
     def run(self) -> None:
         self.start()
         try:
-            while self.step():
+            while self.tick():
                 pass
         finally:
             self.close()
 
     # ---- the frame loop ------------------------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        """One pass of the real loop: a UI frame when something may change, else a short nap.
+
+        Returns False once the window was closed. An idle viewer (no input, no animation, no capture, no frame
+        on its way) draws nothing, so nothing is rasterized or uploaded; see :mod:`app.idle`.
+        """
+        if not dpg.is_dearpygui_running():
+            return False
+        now = time.perf_counter()
+        if self.needs_frame(now):
+            # While a frame is being rendered and none waits, the UI only samples the mouse: a lower rate
+            # leaves the cores to the worker (each UI frame costs ~25 ms of CPU under llvmpipe).
+            waiting = not self.worker.has_result and not self.worker.idle
+            interval = 1.0 / (WAITING_UI_FPS if waiting else MAX_UI_FPS)
+            rest = interval - (now - self._last_frame_time)
+            if rest > 0:
+                time.sleep(min(rest, IDLE_NAP_S))
+                return True
+            self._trimmed = False
+            if now - self._last_trim > TRIM_INTERVAL_S:  # long animations never go idle
+                release_free_memory()
+                self._last_trim = now
+            return self.step()
+        if not self._trimmed and self.worker.idle:
+            release_free_memory()  # the viewer just went idle: give the frames' freed memory back
+            self._trimmed, self._last_trim = True, now
+        time.sleep(IDLE_NAP_S)
+        return True
+
+    def needs_frame(self, now: float | None = None) -> bool:
+        """Whether the next :meth:`tick` should draw (anything that may change what the window shows)."""
+        now = time.perf_counter() if now is None else now
+        since_frame = now - self._last_frame_time
+        if since_frame >= SAFETY_REFRESH_S:
+            return True
+        if now - self._last_activity < ACTIVE_TAIL_S or self._drag is not None or self.latent.animate:
+            return True
+        if self.worker.has_result or self.worker.has_model_event or self.args != self._submitted:
+            return True
+        if self.captures.busy or self.model.loading:
+            return since_frame >= CAPTURE_FRAME_S
+        pending = self._probe.pending() if self._probe is not None else None
+        if pending is None:  # cannot tell whether input waits: a modest idle frame rate
+            return since_frame >= 1.0 / FALLBACK_IDLE_FPS
+        if pending:
+            self._last_activity = now
+        return pending
 
     def step(self) -> bool:
         """Render exactly one UI frame; returns False once the window was closed."""
@@ -238,18 +338,47 @@ class Viewer:
         for w in self.widgets:
             w.update(dt)
         self._layout()
-        if self.args != self._submitted:
-            self._submitted = self.args.snapshot()
-            self._submitted_id = self.worker.submit(self._submitted)
-        if dpg.get_value("status") != self.status:
-            dpg.set_value("status", self.status)
-            dpg.configure_item("status", show=bool(self.status))
+        self._submit(time.perf_counter())
+        self._update_status()
+        self._update_overlays(now)
         dpg.render_dearpygui_frame()
+        self.ui_frames += 1
+        self._last_frame_time = time.perf_counter()
         return True
+
+    @property
+    def moving(self) -> bool:
+        """Something is changing right now (a drag, a slider, Animate): previews instead of full frames."""
+        return self.latent.animate or time.perf_counter() - self._last_change < self.progressive.settle_s
+
+    def _submit(self, now: float) -> None:
+        """Ask the worker for what the view should show now: the state itself, or a smaller preview of it."""
+        if self.args != self._seen_args:
+            self._seen_args = self.args.snapshot()
+            self._last_change = self._last_activity = now
+        target = self.args.settings.resolution
+        want = self.args
+        moving = self.latent.animate or now - self._last_change < self.progressive.settle_s
+        if moving and self.progressive.enabled and self.worker.latents is not None:
+            regenerating = self.latent.animate or self.worker.latents.cached(self.args.latent) is None
+            size = self.progressive.preview_resolution(target, regenerating=regenerating)
+            if size != target:
+                want = RenderArgs(latent=self.args.latent, camera=self.args.camera,
+                                  settings=replace(self.args.settings, resolution=size))
+            sub = self._submitted
+            if (sub is not None and sub.settings.resolution != target and sub.latent == want.latent
+                    and sub.camera == want.camera
+                    and replace(sub.settings, resolution=target) == self.args.settings):
+                return  # the same view as a preview of another size: not worth a second render
+        if want != self._submitted:
+            self._submitted = want.snapshot()
+            # Animate's latents never come back: do not let them push the cached heads out.
+            self._submitted_id = self.worker.submit(self._submitted, canvas=target, keep=not self.latent.animate)
 
     def _handle_model_events(self) -> None:
         while (event := self.worker.poll_model_event()) is not None:
             self.model.on_model_event(event)
+            self._last_activity = time.perf_counter()
             if event.ok:
                 for w in self.widgets:
                     w.on_model(event.info)
@@ -259,6 +388,7 @@ class Viewer:
         result = self.worker.poll()
         if result is None:
             return
+        self._last_activity = time.perf_counter()
         if result.error:
             self.status = f"render failed: {result.error}"
             self._shown_id = result.request_id
@@ -274,14 +404,110 @@ class Viewer:
             dpg.delete_item(old)
         else:
             dpg.set_value(self._texture_tag, buf)  # pointer swap; uploaded on the next frame
+        size = int(result.args.settings.resolution)
+        uv = (min(1.0, size / buf.shape[1]), min(1.0, size / buf.shape[0]))
+        if uv != self._uv:  # a preview fills the texture's corner: show just that corner, scaled up
+            dpg.configure_item("view.image", uv_max=uv)
+            self._uv = uv
         self.pool.release(self._front)
         self._front = buf
         self._shown_id = result.request_id
         self.last_result = result
         self.frames_shown += 1
+        t = result.timings
+        self.progressive.observe(size, t.raster_ms + t.upload_ms,
+                                 None if t.cached else t.mapping_ms + t.synthesis_ms)
         self.perf.frame_shown(result)
         self.model.set_backend(result.backend)
         self.render.show_backend(result.backend, result.backend_reason)
+
+    def _colorbar_texture(self, name: str) -> str:
+        """A 1 x 128 static texture of a depth colour map, near (1) at the top."""
+        values = torch.linspace(1.0, 0.0, 128).reshape(128, 1)  # [128, 1]
+        rgb = depth_colormap(values, name).numpy()  # [128, 1, 3]
+        rgba = np.concatenate([rgb, np.ones((128, 1, 1), np.float32)], axis=-1).astype(np.float32)
+        tag = f"view.colorbar.{name}"
+        dpg.add_static_texture(1, 128, rgba.ravel().tolist(), tag=tag)
+        return tag
+
+    def _build_overlays(self) -> None:
+        """The fps / ms overlay (top-left of the image) and the depth colour bar (top-right), drawn over it."""
+        with dpg.theme() as dark:
+            with dpg.theme_component(dpg.mvAll):
+                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (20, 20, 20, 170))
+                dpg.add_theme_color(dpg.mvThemeCol_Text, (235, 235, 235, 255))
+                dpg.add_theme_style(dpg.mvStyleVar_WindowPadding, 4, 3)
+        with dpg.child_window(tag="view.overlay", width=230, height=22, no_scrollbar=True, border=False,
+                              show=self.show_overlay):
+            dpg.add_text("", tag="view.overlay.text")
+        dpg.bind_item_theme("view.overlay", dark)
+        with dpg.child_window(tag="view.depthbar", width=92, height=184, no_scrollbar=True, border=False, show=False):
+            dpg.add_text("near", tag="view.depthbar.near")
+            dpg.add_image(self._colorbars["rainbow"], tag="view.depthbar.image", width=18, height=128)
+            dpg.add_text("far", tag="view.depthbar.far")
+        dpg.bind_item_theme("view.depthbar", dark)
+
+    def _update_overlays(self, now: float) -> None:
+        x, y, size = self._view_pos
+        if self.show_overlay:
+            r = self.last_result
+            fps = self.perf.display_rate.rate(now)
+            parts = [f"{fps:.1f} fps"] if fps > 0 else []  # displayed frames per second (none while idle)
+            if r is not None and not r.error:
+                shown, target = int(r.args.settings.resolution), self.args.settings.resolution
+                parts.append(f"{r.timings.total_ms:.0f} ms")
+                parts.append(f"{shown}px" + (f" -> {target}" if shown != target else ""))
+            text = "  ".join(parts)
+            if dpg.get_value("view.overlay.text") != text:
+                dpg.set_value("view.overlay.text", text)
+            dpg.set_item_pos("view.overlay", [x + 6, y + 6])
+        depth = self.args.settings.mode == "depth"
+        r = self.last_result
+        rng = r.depth_range if (r is not None and not r.error and r.args.settings.mode == "depth") else None
+        show_bar = depth and rng is not None
+        if dpg.is_item_shown("view.depthbar") != show_bar:
+            dpg.configure_item("view.depthbar", show=show_bar)
+        if show_bar:
+            cmap = self._colorbars.get(self.args.settings.depth_colormap, self._colorbars["rainbow"])
+            if dpg.get_item_configuration("view.depthbar.image")["texture_tag"] != cmap:
+                dpg.configure_item("view.depthbar.image", texture_tag=cmap)
+            dpg.set_value("view.depthbar.near", f"near {rng[0]:.3f}")
+            dpg.set_value("view.depthbar.far", f"far  {rng[1]:.3f}")
+            dpg.set_item_pos("view.depthbar", [x + size - 98, y + 6])
+
+    def set_overlay(self, on: bool) -> None:
+        self.show_overlay = bool(on)
+        if dpg.does_item_exist("view.overlay"):
+            dpg.configure_item("view.overlay", show=self.show_overlay)
+        self.remember_settings()
+
+    def set_progressive(self, on: bool) -> None:
+        self.progressive.enabled = bool(on)
+        self.remember_settings()
+
+    # ---- the status line -------------------------------------------------------------------------------------
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        """Put ``text`` on the status line (the one place for messages and errors; a render error wins)."""
+        self.message, self.message_is_error = str(text), bool(error)
+        self._last_activity = time.perf_counter()
+
+    def status_line(self) -> tuple[str, bool]:
+        """(full text, is_error) of what the status line shows."""
+        if self.status:
+            return self.status, True
+        return self.message, self.message_is_error
+
+    def _update_status(self) -> None:
+        text, error = self.status_line()
+        if (text, error) == self._status_shown:
+            return
+        self._status_shown = (text, error)
+        one = " ".join(text.split())
+        shown = one if len(one) <= STATUS_CHARS else one[: STATUS_CHARS - 3] + "..."
+        dpg.set_value("status", shown or "ready")
+        dpg.configure_item("status", color=ERROR_COLOR if error else (INFO_COLOR if one else DIM_COLOR))
+        dpg.set_value("status.full", text or "ready")
 
     def _new_texture(self, buffer: np.ndarray) -> str:
         self._texture_serial += 1
@@ -299,16 +525,20 @@ class Viewer:
         if dpg.get_item_width("view.image") != size or dpg.get_item_pos("view.image") != [x0, y0]:
             dpg.configure_item("view.image", width=size, height=size)
             dpg.set_item_pos("view.image", [x0, y0])
+            self._last_activity = time.perf_counter()
         rect_min = dpg.get_item_rect_min("view.image")
         self._image_rect = (float(rect_min[0]), float(rect_min[1]), float(size))
+        self._view_pos = (x0, y0, size)  # in the view child window's coordinates (for the overlays)
 
     # ---- mouse and keyboard --------------------------------------------------------------------------------
 
     def _on_wheel(self, _sender, delta) -> None:  # noqa: ANN001
+        self._last_activity = time.perf_counter()
         if dpg.is_item_hovered("view.image"):
             self._wheel += float(delta)
 
     def _on_key(self, _sender, key) -> None:  # noqa: ANN001
+        self._last_activity = time.perf_counter()
         self._keys.append(int(key))
 
     def register_text_input(self, *tags: str) -> None:
@@ -399,7 +629,42 @@ class Viewer:
     def save_settings(self) -> None:
         error = save_settings(self.settings, self.config_dir)
         if error:
-            self.status = error
+            self.say(error, error=True)
+
+    def remember_settings(self) -> None:
+        """Store the render settings and display toggles beside the recent files (saved when they change)."""
+        s = self.args.settings
+        render = {k: getattr(s, k) for k in REMEMBERED_RENDER_FIELDS}
+        if isinstance(render["background"], tuple):
+            render["background"] = list(render["background"])
+        new = (render, self.show_overlay, self.progressive.enabled)
+        if new == (self.settings.render, self.settings.show_overlay, self.settings.progressive):
+            return
+        self.settings.render, self.settings.show_overlay, self.settings.progressive = new
+        self.save_settings()
+
+    # ---- fit view ----------------------------------------------------------------------------------------------
+
+    def fit_view(self) -> str | None:
+        """Frame the current head: look at the centre of its Gaussians' bounds, back off until they fit.
+
+        The bounds ignore the 1% most extreme means on each axis (a few stray Gaussians must not shrink the
+        head to a dot). Returns an error line, or None when the camera was moved.
+        """
+        gen = self.worker.latents
+        g = gen.cached(self.args.latent) if gen is not None else None
+        if g is None:
+            self.say("fit view: the head is not generated yet", error=True)
+            return "not generated"
+        means = g.means[0].detach().float().cpu()  # [N, 3]
+        lo = torch.quantile(means, 0.01, dim=0) if len(means) <= 16_000_000 else means.min(0).values
+        hi = torch.quantile(means, 0.99, dim=0) if len(means) <= 16_000_000 else means.max(0).values
+        centre = ((lo + hi) / 2).tolist()
+        half_diag = float(torch.linalg.norm(hi - lo)) / 2
+        self.camera.fit(centre, half_diag)
+        self.say(f"fit view: look-at ({centre[0]:+.2f}, {centre[1]:+.2f}, {centre[2]:+.2f}), "
+                 f"radius {self.args.camera.radius:.2f}")
+        return None
 
     def trigger(self, tag: str, value: Any = None) -> None:
         """Do what a user's edit of item ``tag`` does: set its value and run its callback."""
@@ -430,8 +695,12 @@ class Viewer:
 
     @property
     def image(self) -> np.ndarray:
-        """The RGBA float32 texture currently shown ``[R, R, 4]`` (a copy)."""
-        return self._front.copy()
+        """The RGBA float32 image currently shown ``[R, R, 4]`` (a copy; a preview is smaller than the texture)."""
+        r = self.last_result
+        if r is None or r.error or r.buffer is not self._front:
+            return self._front.copy()
+        size = int(r.args.settings.resolution)
+        return self._front[:size, :size].copy()
 
 
 def _positional_count(fn: Callable[..., Any]) -> int:
@@ -443,6 +712,28 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
         return 3
     return min(3, sum(p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params))
+
+
+def remembered_render_settings(values: dict[str, Any], base: RenderSettings,
+                               backends: tuple[str, ...]) -> RenderSettings:
+    """``base`` with each remembered field that is still acceptable (a value this version or this machine
+    refuses is skipped, one field at a time, so one bad entry never loses the others)."""
+    settings = base
+    for key in REMEMBERED_RENDER_FIELDS:
+        if key not in values:
+            continue
+        value = values[key]
+        if key == "resolution" and value not in RESOLUTIONS:
+            continue
+        if key == "backend" and value not in backends:
+            continue
+        if key == "background" and isinstance(value, list):
+            value = tuple(value)
+        try:
+            settings = replace(settings, **{key: value})
+        except (SpecError, TypeError, ValueError):
+            continue
+    return settings
 
 
 def gui_backends() -> tuple[str, ...]:

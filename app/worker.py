@@ -74,6 +74,8 @@ class FrameResult:
     backend_reason: str = ""
     num_gaussians: int = 0
     error: str | None = None
+    canvas: int = 0  # side of ``buffer``; the image fills its top-left corner (a preview is smaller)
+    depth_range: tuple[float, float] | None = None  # near/far depth in world units (mode "depth" only)
 
 
 def pick_device(device: str | None) -> tuple[str, str]:
@@ -93,11 +95,29 @@ def _default_loader(path: str | None, device: str) -> Any:
     return load_generator(path, device=device)
 
 
+def _depth_range(depth: torch.Tensor, alpha: torch.Tensor) -> tuple[float, float] | None:
+    from gghead_core.render import depth_range  # the renderer's own near/far, so the colour bar matches
+
+    return depth_range(depth, alpha)
+
+
 def _default_render(gaussians: Any, camera: Any, *args: Any, **kwargs: Any) -> Any:
     from gghead_core.render import render  # late import: the renderer pulls in GL / gsplat lazily
 
     kwargs.setdefault("with_depth", False)  # the view shows image (depth mode computes its own depth)
     return render(gaussians, camera, *args, **kwargs)
+
+
+MAX_CACHE_BYTES = 256 * 2**20  # Gaussians kept for orbiting / flipping between recent latents
+
+
+def _gaussian_bytes(g: Any) -> int:
+    total = 0
+    for name in ("means", "quats", "scales", "opacities", "sh"):
+        t = getattr(g, name, None)
+        if isinstance(t, torch.Tensor):
+            total += t.numel() * t.element_size()
+    return total
 
 
 class LatentGenerator:
@@ -109,11 +129,12 @@ class LatentGenerator:
     outside it (the capture thread may generate concurrently).
     """
 
-    def __init__(self, generator: Any, max_gaussians: int = 6) -> None:
+    def __init__(self, generator: Any, max_gaussians: int = 6, max_bytes: int = MAX_CACHE_BYTES) -> None:
         self.G = generator
         self._lock = threading.Lock()
         self._gaussians: OrderedDict[LatentSpec, Any] = OrderedDict()
         self._max_gaussians = max_gaussians
+        self._max_bytes = max_bytes
         self._sampler: TimelineSampler | None = None  # the Timeline panel's preview (worker thread only)
         self._mapping: Any = None
 
@@ -132,12 +153,25 @@ class LatentGenerator:
                 self._gaussians.move_to_end(key)
             return g
 
+    def _cache_bytes(self) -> int:
+        return sum(_gaussian_bytes(g) for g in self._gaussians.values())
+
+    def cache_size(self) -> tuple[int, int]:
+        """(entries, bytes) held by the cache (for the benchmark and tests)."""
+        with self._lock:
+            return len(self._gaussians), self._cache_bytes()
+
     def gaussians(self, latent: LatentSpec) -> Any:
         """The Gaussians alone (the capture jobs' ``generate_fn``)."""
         return self.gaussians_for(latent)[0]
 
-    def gaussians_for(self, latent: LatentSpec) -> tuple[Any, FrameTimings]:
-        """Gaussians (B=1) for ``latent``; ``timings.cached`` says whether the cache answered."""
+    def gaussians_for(self, latent: LatentSpec, *, keep: bool = True) -> tuple[Any, FrameTimings]:
+        """Gaussians (B=1) for ``latent``; ``timings.cached`` says whether the cache answered.
+
+        ``keep=False`` (Animate: every frame has a new latent that never comes back) leaves the cache alone,
+        so an animation does not push the heads the user may return to out of it, nor hold up to
+        ``max_gaussians`` released-size heads (about 57 MB each) for nothing.
+        """
         g = self.cached(latent)
         if g is not None:
             return g, FrameTimings(cached=True)
@@ -152,10 +186,12 @@ class LatentGenerator:
             if g.means.is_cuda:
                 torch.cuda.synchronize()
             synthesis_ms = (time.perf_counter() - t0) * 1e3
-        with self._lock:
-            self._gaussians[latent.key()] = g
-            while len(self._gaussians) > self._max_gaussians:
-                self._gaussians.popitem(last=False)
+        if keep:
+            with self._lock:
+                self._gaussians[latent.key()] = g
+                while len(self._gaussians) > 1 and (len(self._gaussians) > self._max_gaussians
+                                                    or self._cache_bytes() > self._max_bytes):
+                    self._gaussians.popitem(last=False)
         return g, FrameTimings(mapping_ms=mapping_ms, synthesis_ms=synthesis_ms)
 
     def timeline_gaussians(self, preview: TimelinePreview) -> tuple[Any, FrameTimings]:
@@ -196,7 +232,7 @@ class RenderWorker:
         self.render_fn = render_fn or _default_render
         self.pool = pool or BufferPool()
         self._cond = threading.Condition()
-        self._pending_args: tuple[int, RenderArgs] | None = None
+        self._pending_args: tuple[int, RenderArgs, int, bool] | None = None  # id, args, canvas, keep
         self._pending_load: tuple[str | None] | None = None
         self._result: FrameResult | None = None
         self._model_events: list[ModelEvent] = []
@@ -210,11 +246,18 @@ class RenderWorker:
 
     # ---- UI-thread API -------------------------------------------------------------------------------------
 
-    def submit(self, args: RenderArgs) -> int:
-        """Queue ``args`` (replacing any request not started yet); returns its request id."""
+    def submit(self, args: RenderArgs, *, canvas: int | None = None, keep: bool = True) -> int:
+        """Queue ``args`` (replacing any request not started yet); returns its request id.
+
+        ``canvas``: side of the display buffer to draw into (default: the render resolution); a progressive
+        preview renders smaller and fills the buffer's top-left corner, so the display keeps one texture.
+        ``keep=False``: do not cache these Gaussians (see :meth:`LatentGenerator.gaussians_for`).
+        """
+        res = int(args.settings.resolution)
+        canvas = res if canvas is None else max(res, int(canvas))
         with self._cond:
             self._next_id += 1
-            self._pending_args = (self._next_id, args.snapshot())
+            self._pending_args = (self._next_id, args.snapshot(), canvas, bool(keep))
             self._cond.notify()
             return self._next_id
 
@@ -233,6 +276,15 @@ class RenderWorker:
     def poll_model_event(self) -> ModelEvent | None:
         with self._cond:
             return self._model_events.pop(0) if self._model_events else None
+
+    @property
+    def has_model_event(self) -> bool:
+        return bool(self._model_events)
+
+    @property
+    def has_result(self) -> bool:
+        """A finished frame (or error) waits in :meth:`poll` (cheap: for the frame loop's idle check)."""
+        return self._result is not None
 
     @property
     def idle(self) -> bool:
@@ -301,7 +353,7 @@ class RenderWorker:
         with self._cond:
             self._model_events.append(event)  # the viewer re-submits its arguments when it sees this
 
-    def _do_render(self, request_id: int, args: RenderArgs) -> None:
+    def _do_render(self, request_id: int, args: RenderArgs, canvas: int = 0, keep: bool = True) -> None:
         gen = self.latents
         if gen is None:
             self._post(FrameResult(request_id, args, None, error="no model loaded"))
@@ -312,7 +364,7 @@ class RenderWorker:
             if args.timeline is not None:
                 gaussians, timings = gen.timeline_gaussians(args.timeline)
             else:
-                gaussians, timings = gen.gaussians_for(args.latent)
+                gaussians, timings = gen.gaussians_for(args.latent, keep=keep)
             if args.inspect is not None and args.inspect.changes_view:
                 # The UV inspector's debug view, applied to the Gaussians so every backend shows it.
                 gaussians = inspect_view(gaussians, selection_indices(args.inspect, gen.mapping), args.inspect)
@@ -324,9 +376,17 @@ class RenderWorker:
             timings.raster_ms = (time.perf_counter() - t0) * 1e3
             t0 = time.perf_counter()
             h, w = int(image.shape[0]), int(image.shape[1])
-            buffer = self.pool.acquire(h) if h == w else np.ones((h, w, 4), np.float32)
+            side = max(h, w, int(canvas))
+            buffer = self.pool.acquire(side) if h == w else np.ones((h, w, 4), np.float32)
             # One copy straight into the display buffer (device -> host included): no per-frame allocation.
-            torch.from_numpy(buffer)[:, :, :3].copy_(image.detach())
+            torch.from_numpy(buffer)[:h, :w, :3].copy_(image.detach())
+            if buffer.shape[0] > h:  # a preview: repeat its last row/column so the upscaled edge does not
+                buffer[h, : w + 1] = buffer[h - 1, : w + 1]  # blend in stale pixels from an older frame
+            if buffer.shape[1] > w:
+                buffer[:h, w] = buffer[:h, w - 1]
+            depth_range = None
+            if args.settings.mode == "depth" and getattr(res, "depth", None) is not None:
+                depth_range = _depth_range(res.depth[0], res.alpha[0])
             timings.upload_ms = (time.perf_counter() - t0) * 1e3
             timings.total_ms = (time.perf_counter() - t_start) * 1e3
             self._post(
@@ -338,6 +398,8 @@ class RenderWorker:
                     backend=str(getattr(res, "backend", "")),
                     backend_reason=str(getattr(res, "backend_reason", "")),
                     num_gaussians=int(gaussians.num_gaussians),
+                    canvas=int(buffer.shape[0]),
+                    depth_range=depth_range,
                 )
             )
         except Exception as exc:

@@ -21,6 +21,7 @@ from gghead_core.vocabulary import (
     MODES,
     NOISE_MODES,
     SH_REFS,
+    DEPTH_COLORMAPS,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,6 +210,8 @@ def _render_options(p: argparse.ArgumentParser, resolution: int) -> None:
                    help="background (R,G,B floats in [0,1]); transparent needs PNG output")
     g.add_argument("--sh-ref", default="frontal", choices=SH_REFS,
                    help="SH colours from the fixed frontal camera (official default) or from each view")
+    g.add_argument("--depth-colormap", default="rainbow", choices=DEPTH_COLORMAPS,
+                   help="colours of --mode depth: rainbow (near red, far blue) or grey (near white, far black)")
 
 
 def _latent_options(p: argparse.ArgumentParser, seed_required: bool = True) -> None:
@@ -308,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds per row (default: one per row with several yaws, else near-square)")
     p.add_argument("--pitch", type=_float_type, default=0.0)
     p.add_argument("--radius", type=_float_type, default=2.7)
+    p.add_argument("--labels", action="store_true", help="write each cell's seed and yaw on the image")
     _latent_options(p, seed_required=False)
     _render_options(p, 256)
     _output_options(p, "output .png")

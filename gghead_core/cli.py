@@ -98,7 +98,8 @@ def _settings(args: argparse.Namespace) -> Any:
     from gghead_core.pipeline import RenderSettings
 
     return RenderSettings(resolution=args.resolution, backend=args.backend, mode=args.mode,
-                          background=args.background, sh_ref=args.sh_ref)
+                          background=args.background, sh_ref=args.sh_ref,
+                          depth_colormap=getattr(args, "depth_colormap", "rainbow"))
 
 
 def _latent(args: argparse.Namespace, *, with_seed: bool = True) -> Any:
@@ -135,7 +136,7 @@ def make_job(args: argparse.Namespace) -> Any:
     if cmd == "grid":
         return jobs.GridJob(seeds=tuple(args.seeds), yaws_deg=tuple(args.yaws), pitch_deg=args.pitch,
                             radius=args.radius, cols=args.cols, latent=_latent(args, with_seed=False),
-                            settings=_settings(args))
+                            settings=_settings(args), labels=bool(getattr(args, "labels", False)))
     if cmd == "export-ply":
         from gghead_core.jobs.export_gaussians import GaussianFormat
 

@@ -29,6 +29,7 @@ from gghead_core.camera import Camera, CameraSpec
 from gghead_core.gaussians import Gaussians
 from gghead_core.vocabulary import (
     BACKENDS,
+    DEPTH_COLORMAPS,
     INTERP_SPACES,
     MAX_ABS_EDIT,
     MAX_ABS_PSI,
@@ -39,6 +40,7 @@ from gghead_core.vocabulary import (
     SH_REFS,
     Backend,
     Background,
+    DepthColormap,
     InterpSpace,
     Mode,
     NoiseMode,
@@ -55,6 +57,7 @@ from gghead_core.vocabulary import (
 
 __all__ = [
     "BACKENDS",
+    "DEPTH_COLORMAPS",
     "MODES",
     "NOISE_MODES",
     "SH_REFS",
@@ -288,6 +291,7 @@ class RenderSettings:
     background: Background = "white"
     sh_ref: ShRef = "frontal"
     scale_modifier: float = 1.0
+    depth_colormap: DepthColormap = "rainbow"
 
     def __post_init__(self) -> None:
         _set(self, "resolution", check_resolution(self.resolution))
@@ -297,6 +301,7 @@ class RenderSettings:
         _set(self, "sh_ref", check_choice(self.sh_ref, SH_REFS, "SH reference"))
         _set(self, "scale_modifier", check_number(self.scale_modifier, "scale modifier", lo=0.0,
                                                   hi=MAX_SCALE_MODIFIER, lo_open=True))
+        _set(self, "depth_colormap", check_choice(self.depth_colormap, DEPTH_COLORMAPS, "depth colour map"))
 
     @property
     def transparent(self) -> bool:
@@ -311,6 +316,7 @@ class RenderSettings:
             "background": self.background,
             "sh_ref": self.sh_ref,
             "scale_modifier": self.scale_modifier,
+            "depth_colormap": self.depth_colormap,
         }
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeGuard, get_args
 
 Backend = Literal["auto", "gsplat", "opengl", "torch"]
 Mode = Literal["rgb", "alpha", "depth"]
+DepthColormap = Literal["rainbow", "grey"]  # mode "depth": near red -> far blue, or near white -> far black
 ShRef = Literal["frontal", "view"]  # SH colours seen from the fixed frontal camera (official) or from each view
 NoiseMode = Literal["const", "random", "none"]
 InterpSpace = Literal["w", "z"]  # "w": linear in W; "z": spherical in Z (then mapped)
@@ -24,6 +25,7 @@ Background = BackgroundName | tuple[float, float, float]
 
 BACKENDS: tuple[str, ...] = get_args(Backend)
 MODES: tuple[str, ...] = get_args(Mode)
+DEPTH_COLORMAPS: tuple[str, ...] = get_args(DepthColormap)
 SH_REFS: tuple[str, ...] = get_args(ShRef)
 NOISE_MODES: tuple[str, ...] = get_args(NoiseMode)
 INTERP_SPACES: tuple[str, ...] = get_args(InterpSpace)

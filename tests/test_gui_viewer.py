@@ -5,7 +5,8 @@ and close cleanly while an export runs.
 Run under a virtual display (the CI does): ``xvfb-run -a -s "-screen 0 1920x1080x24" python -m pytest``.
 Frames are driven by ``Viewer.step()`` (one DearPyGui frame each), never by ``start_dearpygui()``.
 
-One viewer (one DearPyGui context) serves the whole module, and the last test closes it. Do not create a
+One viewer (one DearPyGui context, ``gui_viewer`` in tests/conftest.py) serves every GUI module of the session,
+and the last test here closes it. Do not create a
 second viewer in the same process: DearPyGui 2.3's GLFW backend can segfault in its cursor-enter callback when
 a context is created again after one was destroyed (seen under gdb: ``ImGui_ImplGlfw_CursorEnterCallback``
 from ``glfwPollEvents``), which the real app never does (one window per process).
@@ -50,21 +51,10 @@ def model_path() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def viewer(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gui")
-    old = os.environ.get("XDG_CONFIG_HOME")
-    os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
-    v = Viewer(model_path(), resolution=RES, output_dir=tmp / "captures", width=1200, height=800)
-    v.start()
-    try:
-        assert v.wait(120), f"viewer did not settle: {v.status} {v.model.error}"
-        yield v
-    finally:
-        v.close()
-        if old is None:
-            os.environ.pop("XDG_CONFIG_HOME", None)
-        else:
-            os.environ["XDG_CONFIG_HOME"] = old
+def viewer(gui_viewer):
+    """The session's one viewer (tests/conftest.py); this module's last test closes it."""
+    assert gui_viewer.args.settings.resolution == RES
+    return gui_viewer
 
 
 def settle(v: Viewer) -> np.ndarray:

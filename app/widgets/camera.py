@@ -71,6 +71,12 @@ class CameraWidget(Widget):
         delta = -(dx_px * right + dy_px * down) * units_per_px
         self.set(look_at=tuple(np.asarray(self.state.look_at, dtype=np.float64) + delta))
 
+    def fit(self, centre, half_diagonal: float, margin: float = 1.08) -> None:  # noqa: ANN001
+        """Look at ``centre`` from the distance at which a sphere of radius ``half_diagonal`` fills the view."""
+        half_fov = np.radians(self.state.fov_deg) / 2
+        radius = float(half_diagonal) * margin / max(1e-6, float(np.sin(half_fov)))
+        self.set(look_at=tuple(float(c) for c in centre), radius=radius)
+
     def preset(self, name: str) -> None:
         yaw, pitch = PRESETS[name]
         self.set(yaw_deg=yaw, pitch_deg=pitch)
@@ -105,7 +111,9 @@ class CameraWidget(Widget):
             dpg.add_button(label="Left (L)", tag=self.tag("left"), callback=lambda: self.preset("left"))
             dpg.add_button(label="Right (R)", tag=self.tag("right"), callback=lambda: self.preset("right"))
             dpg.add_button(label="Reset (Home)", tag=self.tag("reset"), callback=self.reset)
-        dpg.add_text("left drag: orbit   wheel: zoom\nright/middle drag: pan", color=(150, 150, 150))
+        dpg.add_button(label="Fit view", tag=self.tag("fit"), callback=lambda: self.viewer.fit_view())
+        dpg.add_text("left drag: orbit   wheel: zoom\nright/middle drag: pan\nctrl+click a slider to type a value",
+                     color=(150, 150, 150))
         self._sync_controls()
 
     def _sync_controls(self) -> None:

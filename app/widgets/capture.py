@@ -68,6 +68,7 @@ class CaptureWidget(Widget):
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message, self.message_is_error = text, error
+        self.viewer.say(text, error=error)
         if dpg.does_item_exist(self.tag("message")):
             dpg.configure_item(self.tag("message"), color=ERROR_COLOR if error else OK_COLOR)
             dpg.set_value(self.tag("message"), text)
@@ -154,7 +155,7 @@ class CaptureWidget(Widget):
             dpg.add_button(label="Export turntable", tag=self.tag("turntable"), callback=self.export_turntable)
             dpg.add_button(label="Cancel", tag=self.tag("cancel"), enabled=False, callback=self.cancel)
         dpg.add_progress_bar(tag=self.tag("progress"), width=-1, default_value=0.0)
-        dpg.add_text("", tag=self.tag("message"), wrap=340)
+        dpg.add_text("", tag=self.tag("message"), wrap=340, show=False)  # shown on the status line
         self.viewer.register_text_input(self.tag("folder"), self.tag("frames"), self.tag("fps"))
         self._sync_controls()
 

@@ -35,6 +35,7 @@ class ModelWidget(Widget):
             path = str(Path(path).expanduser())
         self.loading = path or "demo model"
         self.error = None
+        self.viewer.say(f"loading {self.loading} ...")
         self.viewer.worker.load_model(path)
         self._sync_controls()
 
@@ -43,6 +44,7 @@ class ModelWidget(Widget):
         if event.ok:
             self.info = event.info
             self.error = None
+            self.viewer.say(f"loaded {event.info.name} ({event.info.load_ms / 1e3:.1f} s)")
             if event.path:  # a file the user chose (the bundled demo model is not "recent")
                 self.viewer.settings.add_recent(event.info.path or event.path)
                 self.viewer.save_settings()
@@ -51,6 +53,7 @@ class ModelWidget(Widget):
             self.error = f"could not load {shown}: {event.error}" + (
                 "\n(keeping the current model)" if self.info is not None else ""
             )
+            self.viewer.say(self.error, error=True)
         self._sync_controls()
 
     def set_backend(self, backend: str) -> None:
@@ -73,7 +76,8 @@ class ModelWidget(Widget):
     def build(self) -> None:
         dpg.add_text("", tag=self.tag("name"), wrap=320)
         dpg.add_text("", tag=self.tag("facts"), wrap=340, color=DIM_COLOR)
-        dpg.add_text("", tag=self.tag("status"), wrap=320, color=ERROR_COLOR)
+        # Messages go to the viewer's one status line; this item keeps the last one (hidden) for tests/scripts.
+        dpg.add_text("", tag=self.tag("status"), wrap=320, color=ERROR_COLOR, show=False)
         dpg.add_input_text(label="path", tag=self.tag("path"), width=250, on_enter=True, hint="checkpoint .pkl / .safetensors",
                            callback=lambda _s, v: self.open_path(v))
         with dpg.group(horizontal=True):

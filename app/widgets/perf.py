@@ -78,10 +78,10 @@ class PerfWidget(Widget):
         r = self.last
         if r is not None:
             t = r.timings
-            gen = "cached" if t.cached else f"{t.mapping_ms:.1f} / {t.synthesis_ms:.1f}"
+            gen = "cached" if t.cached else f"{t.mapping_ms:.1f} / {t.synthesis_ms:.1f} ms"
             dpg.set_value(
                 self.tag("stages"),
-                f"mapping / synthesis: {gen} ms\nraster: {t.raster_ms:.1f} ms   upload: {t.upload_ms:.2f} ms\n"
+                f"mapping / synthesis: {gen}\nraster: {t.raster_ms:.1f} ms   upload: {t.upload_ms:.2f} ms\n"
                 f"Gaussians: {r.num_gaussians:,}   {r.args.settings.resolution}x{r.args.settings.resolution}",
             )
         if torch.cuda.is_available():

@@ -47,8 +47,10 @@ class TruncationWidget(Widget):
         self._write(psi=DEFAULT_PSI, cutoff=None, noise_mode="const")
 
     def on_model(self, info) -> None:  # noqa: ANN001
+        # The cutoff counts this model's ws rows: a value chosen for another model means nothing here, so a
+        # new model starts from the official default (all rows truncated).
         self.num_ws = max(1, int(info.num_ws))
-        if self.state.cutoff is not None and self.state.cutoff >= self.num_ws:
+        if self.state.cutoff is not None:
             self._write(cutoff=None)
         if dpg.does_item_exist(self.tag("cutoff")):
             dpg.configure_item(self.tag("cutoff"), max_value=self.num_ws)

@@ -10,6 +10,7 @@ import numpy as np
 
 from gghead_core import export as ex
 from gghead_core.camera import DEFAULT_RADIUS, Camera, CameraSpec
+from gghead_core.jobs._font import draw_label
 from gghead_core.jobs._runner import JobContext, JobResult, OutputKind
 from gghead_core.jobs.interpolate import check_template
 from gghead_core.pipeline import LatentSpec, RenderSettings
@@ -39,6 +40,7 @@ class GridJob:
     cols: int | None = None
     latent: LatentSpec = field(default_factory=LatentSpec)  # psi, cutoff, noise, mix, edits for every seed
     settings: RenderSettings = field(default_factory=lambda: RenderSettings(resolution=256))
+    labels: bool = False  # write "seed N" and "yaw D" in each cell's top-left corner (built-in bitmap font)
 
     command: ClassVar[str] = "grid"
     output_kind: ClassVar[OutputKind] = "image"
@@ -55,6 +57,8 @@ class GridJob:
         set_(self, "yaws_deg", yaws)
         set_(self, "pitch_deg", check_number(self.pitch_deg, "pitch", lo=-90.0, hi=90.0, lo_open=True, hi_open=True))
         set_(self, "radius", check_number(self.radius, "camera radius", lo=0.0, hi=MAX_RADIUS, lo_open=True))
+        if not isinstance(self.labels, bool):
+            raise SpecError(f"grid labels must be true or false, got {self.labels!r}")
         if self.cols is not None:
             set_(self, "cols", check_int(self.cols, "columns", lo=1, hi=MAX_GRID_CELLS))
         check_template(self.latent, self.command)
@@ -65,6 +69,8 @@ class GridJob:
             raise SpecError(f"grid image would be {w}x{h} pixels; use fewer seeds, columns or a lower resolution")
 
     def seeds_per_row(self) -> int:
+        if not isinstance(self.labels, bool):
+            raise SpecError(f"grid labels must be true or false, got {self.labels!r}")
         if self.cols is not None:
             return self.cols
         if len(self.yaws_deg) > 1:
@@ -101,6 +107,8 @@ class GridJob:
                 ctx.check_cancel()
                 x = (col0 * len(cameras) + v) * r
                 canvas[row * r:(row + 1) * r, x:x + r] = frame.image[..., :channels]
+                if self.labels:
+                    draw_label(canvas[row * r:(row + 1) * r, x:x + r], f"seed {seed}\nyaw {self.yaws_deg[v]:g}")
                 done += 1
                 ctx.tick(done, total)
         recipe = ctx.recipe(seeds=list(self.seeds), latent=self.latent, cameras=cameras, settings=self.settings)

@@ -29,7 +29,7 @@ from ..camera import DEFAULT_RADIUS, Camera
 from ..gaussians import Gaussians
 from ..vocabulary import BACKENDS, MODES, SH_REFS, SpecError, background_rgb
 from ..vocabulary import parse_background as _parse_background_value
-from ._colormap import depth_to_color
+from ._colormap import COLORMAPS, colormap, depth_range, depth_to_color
 from ._sh import sh_to_colors
 
 FRONTAL_SH_CENTER = (0.0, 0.0, DEFAULT_RADIUS)
@@ -339,6 +339,7 @@ def render(
     sh_ref: str = "frontal",
     scale_modifier: float = 1.0,
     with_depth: bool = True,
+    depth_colormap: str = "rainbow",
 ) -> RenderResult:
     """Render every head of ``gaussians`` from ``camera``.
 
@@ -354,6 +355,7 @@ def render(
         scale_modifier: multiplies every Gaussian's scales (3DGS's ``scaling_modifier``), for inspection.
         with_depth: compute ``RenderResult.depth``; ``False`` lets OpenGL skip its depth sums (3-6% of a frame on
             Mesa) and leaves ``depth`` zeros. Depth mode always computes it.
+        depth_colormap: ``"rainbow"`` or ``"grey"``: the colours of ``mode="depth"`` (near red / white).
     """
     t_start = time.perf_counter()
     if not isinstance(gaussians, Gaussians):
@@ -366,6 +368,7 @@ def render(
     _check_choice(backend, BACKENDS, "backend")
     _check_choice(mode, MODES, "mode")
     _check_choice(sh_ref, SH_REFS, "sh_ref")
+    _check_choice(depth_colormap, tuple(COLORMAPS), "depth_colormap")
     background_name, bg_rgb = parse_background(background)
     if isinstance(scale_modifier, bool) or not isinstance(scale_modifier, (int, float)) or not (
         math.isfinite(scale_modifier) and scale_modifier > 0
@@ -434,7 +437,7 @@ def render(
         premultiplied = alpha[..., None].expand(*alpha.shape, 3).contiguous()
         image = premultiplied
     else:
-        cmap = depth_to_color(depth, alpha)  # [B, H, W, 3], batched, no host syncs
+        cmap = depth_to_color(depth, alpha, depth_colormap)  # [B, H, W, 3], batched, no host syncs
         premultiplied = cmap * alpha[..., None]
         image = premultiplied + (1.0 - alpha)[..., None] * bg
     image = image.clamp(0.0, 1.0)
@@ -468,4 +471,7 @@ __all__ = [
     "MODES",
     "SH_REFS",
     "FRONTAL_SH_CENTER",
+    "COLORMAPS",
+    "colormap",
+    "depth_range",
 ]
