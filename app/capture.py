@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from app.state import RenderArgs
-from gghead_core import jobs
-from gghead_core import OutputError, OutputWriteError, Timeline, one_line
+from gghead_core import OutputError, OutputWriteError, Timeline, jobs, one_line
 
 
 class CaptureError(ValueError):

@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from gghead_core import Timeline
-from gghead_core import InspectSpec
+from gghead_core import InspectSpec, Timeline
 from gghead_core.pipeline import CameraSpec, LatentSpec, RenderSettings
 
 RESOLUTIONS: tuple[int, ...] = (256, 512, 1024)
@@ -72,6 +71,6 @@ class RenderArgs:
     # not the head, so it is not part of the latent; None = off. Captures ignore it.
     inspect: InspectSpec | None = None
 
-    def snapshot(self) -> "RenderArgs":
+    def snapshot(self) -> RenderArgs:
         """A copy the worker may keep (the parts are immutable, so a shallow copy is enough)."""
         return replace(self)

@@ -24,24 +24,33 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 import torch
 
-from app.capture import CaptureRunner, TurntableOptions, screenshot_job, start_capture, turntable_job
-from app.capture import TimelineOptions, timeline_job
+from app.capture import (
+    CaptureRunner,
+    TimelineOptions,
+    TurntableOptions,
+    screenshot_job,
+    start_capture,
+    timeline_job,
+    turntable_job,
+)
 from app.display import BufferPool, new_rgba_buffer
-from app.memory import release_free_memory, tune_malloc
 from app.idle import ACTIVE_TAIL_S, FALLBACK_IDLE_FPS, IDLE_NAP_S, SAFETY_REFRESH_S, InputProbe
+from app.memory import release_free_memory, tune_malloc
 from app.progressive import ProgressivePolicy
 from app.settings import REMEMBERED_RENDER_FIELDS, Settings, default_output_dir, load_settings, save_settings
 from app.state import DEFAULT_SETTINGS, RESOLUTIONS, RenderArgs
 from app.worker import FrameResult, RenderWorker
-from gghead_core.pipeline import BACKENDS, DEPTH_COLORMAPS as DEPTH_COLORMAP_NAMES, RenderSettings, SpecError
+from gghead_core.pipeline import BACKENDS, RenderSettings, SpecError
+from gghead_core.pipeline import DEPTH_COLORMAPS as DEPTH_COLORMAP_NAMES
 from gghead_core.render import colormap as depth_colormap
 
 PANEL_WIDTH = 380
@@ -161,7 +170,7 @@ class Viewer:
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
-    def start(self) -> "Viewer":
+    def start(self) -> Viewer:
         try:
             check_display()
         except DisplayUnavailableError:
@@ -174,8 +183,8 @@ class Viewer:
         from app.widgets.model import ModelWidget
         from app.widgets.perf import PerfWidget
         from app.widgets.render import RenderWidget
-        from app.widgets.timeline import TimelineWidget
         from app.widgets.seeds import SeedsWidget
+        from app.widgets.timeline import TimelineWidget
         from app.widgets.truncation import TruncationWidget
         from app.widgets.uv_inspector import UVInspectorWidget
 

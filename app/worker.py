@@ -14,17 +14,18 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from app.display import BufferPool
 from app.state import RenderArgs, TimelinePreview
-from gghead_core.pipeline import LatentSpec, make_ws
 from gghead_core import TimelineSampler, inspect_view, one_line, selection_indices, texel_mapping
+from gghead_core.pipeline import LatentSpec, make_ws
 
 
 @dataclass(frozen=True)

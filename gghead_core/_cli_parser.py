@@ -16,12 +16,12 @@ from gghead_core.jobs.turntable import TURNTABLE_PATHS, TurntableJob
 from gghead_core.vocabulary import (
     BACKENDS,
     CONDITIONINGS,
+    DEPTH_COLORMAPS,
     INTERP_METHODS,
     INTERP_SPACES,
     MODES,
     NOISE_MODES,
     SH_REFS,
-    DEPTH_COLORMAPS,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -18,7 +18,6 @@ from gghead_core.demo.uv_template import (
     rasterize_uv,
 )
 
-
 # ---- the committed asset ------------------------------------------------------------------------------------
 
 

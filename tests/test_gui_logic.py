@@ -4,7 +4,6 @@ latest-request-wins queue and per-latent cache, and the no-display error."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import replace
 from types import SimpleNamespace
@@ -24,7 +23,6 @@ from gghead_core.camera import CameraSpec
 from gghead_core.gaussians import Gaussians
 from gghead_core.jobs import TurntableJob
 from gghead_core.pipeline import LatentSpec, StyleMix
-
 
 # ---- settings ------------------------------------------------------------------------------------------------
 

@@ -385,9 +385,10 @@ def test_screenshot_writes_png_of_chosen_resolution_with_sidecar(viewer):
 
 def test_screenshot_recipe_replays_to_the_same_pixels_on_the_cli(viewer, tmp_path):
     """A GUI capture and the CLI's replay of its recipe give the same pixels (blend, style mix, pan included)."""
-    import imageio.v3 as iio
     import subprocess
     import sys
+
+    import imageio.v3 as iio
 
     v = viewer
     v.trigger("latent.seed_b", 4)
@@ -419,9 +420,10 @@ def test_screenshot_recipe_replays_to_the_same_pixels_on_the_cli(viewer, tmp_pat
 def test_z_space_capture_replays_to_identical_pixels(viewer, tmp_path):
     """A screenshot taken half-way through a spherical (Z) interpolation writes a recipe that the CLI's
     replay redraws to exactly the same pixels (the viewer and the CLI share one latent vocabulary)."""
-    import imageio.v3 as iio
     import subprocess
     import sys
+
+    import imageio.v3 as iio
 
     v = viewer
     v.trigger("latent.seed_b", 6)

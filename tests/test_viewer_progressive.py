@@ -19,7 +19,6 @@ from gghead_core.jobs._font import GLYPH_H, draw_label, text_mask
 from gghead_core.pipeline import RenderSettings, SpecError
 from tests.conftest import REPO_ROOT
 
-
 # ---- the policy --------------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ class Widget:
     title = "Widget"
     default_open = True
 
-    def __init__(self, viewer: "Viewer") -> None:
+    def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
 
     def tag(self, control: str) -> str:

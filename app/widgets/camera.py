@@ -8,7 +8,6 @@ Pitch is clamped to +-89 degrees so the camera never flips over the pole.
 
 from __future__ import annotations
 
-
 import dearpygui.dearpygui as dpg
 import numpy as np
 

@@ -16,8 +16,9 @@ panel hands it nothing but the edits.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import dearpygui.dearpygui as dpg
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 import dearpygui.dearpygui as dpg
 
 from app.state import MAX_SCALE_MODIFIER, MIN_SCALE_MODIFIER, RESOLUTIONS, clamp
-from gghead_core.pipeline import BACKENDS, DEPTH_COLORMAPS, MODES, SH_REFS, RenderSettings, background_rgb
 from app.widgets import Widget
+from gghead_core.pipeline import BACKENDS, DEPTH_COLORMAPS, MODES, SH_REFS, RenderSettings, background_rgb
 
 REASON_CHARS = 50  # the backend line stays one line; the full reason is in its tooltip
 

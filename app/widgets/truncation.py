@@ -11,8 +11,8 @@ from dataclasses import replace
 import dearpygui.dearpygui as dpg
 
 from app.state import DEFAULT_LATENT, MAX_PSI, MIN_PSI, clamp
-from gghead_core.pipeline import NOISE_MODES, LatentSpec
 from app.widgets import Widget
+from gghead_core.pipeline import NOISE_MODES, LatentSpec
 
 DEFAULT_PSI = DEFAULT_LATENT.psi
 

@@ -29,7 +29,7 @@ import torch
 
 from ..config import SH_C0, GeneratorConfig
 from . import template as tpl_mod
-from .uv_template import build_uv_template_from_obj, rasterize_uv, load_obj
+from .uv_template import build_uv_template_from_obj, load_obj, rasterize_uv
 
 PARAM_NAMES: tuple[str, ...] = (
     "skin_tone", "skin_warmth", "hair_darkness", "hair_red", "hair_grey", "hairline", "temple_recess",
@@ -130,7 +130,7 @@ class HeadTemplate:
     uv_position_map: torch.Tensor  # [3, R, R]
     template_points: torch.Tensor  # [1, G, 3]
 
-    def to(self, device: torch.device | str) -> "HeadTemplate":
+    def to(self, device: torch.device | str) -> HeadTemplate:
         out = {}
         for name, value in vars(self).items():
             out[name] = value.to(device) if isinstance(value, torch.Tensor) else value
