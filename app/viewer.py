@@ -49,6 +49,7 @@ from app.progressive import ProgressivePolicy
 from app.settings import REMEMBERED_RENDER_FIELDS, Settings, default_output_dir, load_settings, save_settings
 from app.state import DEFAULT_SETTINGS, RESOLUTIONS, RenderArgs
 from app.worker import FrameResult, RenderWorker
+from gghead_core import HEADLESS_HINT
 from gghead_core.pipeline import BACKENDS, RenderSettings, SpecError
 from gghead_core.pipeline import DEPTH_COLORMAPS as DEPTH_COLORMAP_NAMES
 from gghead_core.render import colormap as depth_colormap
@@ -70,10 +71,6 @@ class DisplayUnavailableError(RuntimeError):
     """There is no display to open a window on (one-line message that points to the headless commands)."""
 
 
-HEADLESS_HINT = (
-    "use the headless commands instead (python main.py render|turntable|interpolate|grid|export-ply ...; "
-    "see python main.py --help), or start the viewer on a virtual display: xvfb-run -a python main.py"
-)
 
 
 def check_display() -> None:
@@ -782,4 +779,38 @@ def run_viewer(ckpt_path: str | os.PathLike | None = None, **options: Any) -> No
     :class:`DisplayUnavailableError` (one-line message) when there is no display.
     """
     check_display()
-    Viewer(ckpt_path, **options).run()
+    screenshot = options.pop("screenshot", None)
+    viewer = Viewer(ckpt_path, **options)
+    if screenshot is None:
+        viewer.run()
+        return
+    viewer.start()
+    try:
+        save_window_screenshot(viewer, screenshot)
+    finally:
+        viewer.close()
+
+
+def save_window_screenshot(viewer: Viewer, path: str | os.PathLike, timeout: float = 300.0) -> Path:
+    """Wait for the first full frame, then write the whole window as a PNG at ``path`` (atomically; never over
+    an existing file). ``main.py --screenshot`` uses it for docs and smoke tests."""
+    from gghead_core import export as ex
+
+    if not viewer.wait(timeout=timeout, extra_frames=3):
+        raise RuntimeError(f"the viewer did not show a frame within {timeout:.0f} s")
+    captured: dict[str, np.ndarray] = {}
+
+    def grab(_sender: Any, buffer: Any) -> None:
+        h, w = buffer.get_height(), buffer.get_width()
+        captured["rgba"] = np.array(buffer, dtype=np.float32).reshape(h, w, 4)
+
+    dpg.output_frame_buffer(callback=grab)  # the last presented frame, delivered on a later frame
+    deadline = time.perf_counter() + 30.0
+    while "rgba" not in captured and time.perf_counter() < deadline:
+        viewer.step()
+    if "rgba" not in captured:
+        raise RuntimeError("the window could not be captured")
+    out = Path(path)
+    with ex.OutputTransaction(overwrite=False) as tx:
+        ex.write_png(tx.file(out), ex.to_uint8(captured["rgba"][..., :3]))
+    return out

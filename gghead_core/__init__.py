@@ -25,6 +25,7 @@ from .timeline import EASES, LATENT_INTERPS, Keyframe, Timeline, TimelineSampler
 from .uv_maps import MAP_INFO, MAP_NAMES, TexelMapping, UVMaps, colorize, texel_mapping, uv_maps
 from .vocabulary import (
     BACKENDS,
+    HEADLESS_HINT,
     MODES,
     NOISE_MODES,
     SH_REFS,
@@ -40,6 +41,7 @@ from .vocabulary import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "HEADLESS_HINT",
     "BACKENDS",
     "DEFAULT_FOCAL",
     "DEFAULT_FOV_DEG",

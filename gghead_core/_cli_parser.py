@@ -28,10 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from gghead_core.pipeline import LatentEdit
 
 PROG = "main.py"
-HEADLESS_HINT = (
-    "no display available for the viewer; use the headless commands instead: "
-    f"python {PROG} info|render|turntable|interpolate|grid|export-ply|timeline|replay --help"
-)
 
 
 class UsageError(Exception):

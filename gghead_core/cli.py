@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gghead_core._cli_parser import HEADLESS_HINT, PROG, UsageError, build_parser, join_negative_values
-from gghead_core.vocabulary import one_line
+from gghead_core._cli_parser import PROG, UsageError, build_parser, join_negative_values
+from gghead_core.vocabulary import HEADLESS_HINT, one_line
 
 if TYPE_CHECKING:
     from tqdm import tqdm

@@ -54,6 +54,14 @@ MAX_ABS_EDIT = 100.0  # an edit's strength, in standard deviations of its direct
 MAX_SEED = 2**32 - 1  # the official scripts and the EG3D visualizer use 32-bit seeds
 
 
+HEADLESS_HINT = (
+    "use the headless commands instead (python main.py render|turntable|interpolate|grid|export-ply|export-uv|"
+    "timeline|sample|directions|replay|info ...; see python main.py --help), or start the viewer on a virtual "
+    "display: xvfb-run -a python main.py"
+)
+"""What the CLI and the viewer say when no window can be opened (one sentence, kept in one place)."""
+
+
 class SpecError(ValueError):
     """A value that cannot describe anything to draw (one-line message naming the field)."""
 
