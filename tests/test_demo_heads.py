@@ -58,7 +58,9 @@ def test_attributes_are_in_plausible_ranges(tpl: H.HeadTemplate) -> None:
     m = tpl.loss_mask > 0
     assert a.offset.abs().max() < 0.25 * 0.61
     ls = a.log_scale[:, :, m]
-    assert ls.max() < -3.2 and ls.min() > -12
+    # below the decoding's max_scale (-3) with room to spare: the largest Gaussians, on the coarsely sampled back
+    # of the head, are clamped at 0.045 (log -3.1)
+    assert ls.max() < -3.09 and ls.min() > -12
     # flat Gaussians: the smallest axis is several times thinner than the largest
     s = ls.exp()
     assert (s.min(dim=1).values * 3 < s.max(dim=1).values).all()
@@ -124,3 +126,27 @@ def test_seeds_give_different_heads_and_median_is_average(tpl: H.HeadTemplate) -
             assert (rgb[i] - rgb[j]).abs()[:, m].mean() > 0.02
     mean_head = H.head_attributes(H.mean_params(), tpl)
     assert torch.isfinite(mean_head.rgb).all()
+
+
+def test_every_seed_has_hair_over_the_back_and_crown_and_a_skin_neck(tpl: H.HeadTemplate) -> None:
+    """The closed template's back is covered: hair round the back pole and over the crown for every seed, with a
+    per-seed lower edge (hair length) and colour; skin on the front of the neck and its cap; opaque everywhere."""
+    params = H.HeadParams(torch.cat([H.sample_params(s).values for s in range(8)]))
+    a = H.head_attributes(params, tpl)
+    m = tpl.loss_mask > 0
+    back = m & (tpl.az.abs() > 2.6) & (tpl.el > -0.3)  # round the back pole, above the nape
+    crown = m & (tpl.el > 1.0)
+    assert back.sum() > 200 and crown.sum() > 50
+    assert (a.hair[:, 0, back] > 0.99).all() and (a.hair[:, 0, crown] > 0.99).all()
+    throat = m & (tpl.az.abs() < 0.5) & (tpl.position[1] < -0.3)  # front of the neck
+    cap = m & (tpl.position[1] < -0.449)  # the flat cut under the neck
+    assert throat.sum() > 20 and cap.sum() > 20
+    assert (a.hair[:, 0, throat] < 0.01).all() and (a.hair[:, 0, cap] < 0.01).all()
+    # no holes: the whole surface is opaque
+    assert a.opacity[:, 0, m].min() > 0.97
+    # per seed: the hair reaches down the back of the neck to different heights, in different colours
+    nape = m & (tpl.az.abs() > 2.8)
+    lowest = torch.stack([tpl.el[nape][a.hair[i, 0, nape] > 0.5].min() for i in range(8)])  # [8]
+    assert float(lowest.max() - lowest.min()) > 0.15
+    hair_rgb = a.rgb[:, :, back].mean(dim=-1)  # [8, 3]
+    assert float(torch.cdist(hair_rgb, hair_rgb).max()) > 0.2

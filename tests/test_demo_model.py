@@ -153,3 +153,30 @@ def test_training_script_smoke(tmp_path: Path) -> None:
     assert torch.isfinite(g.means).all()
     # refuses to overwrite unasked
     assert train_demo.main(["--out", str(out), "--steps", "1"]) == 2
+
+
+def test_training_saves_along_the_way_and_warm_starts(tmp_path: Path) -> None:
+    """--save-every leaves a loadable model before the run ends; --init copies an earlier model's network."""
+    config = dataclasses.replace(train_demo.demo_config(), plane_resolution=32, n_uniform_flame_vertices=32,
+                                 channel_base=256, channel_max=16)
+    first = tmp_path / "first.safetensors"
+    logs: list[str] = []
+    settings = train_demo.TrainSettings(steps=3, batch_size=1, w_avg_samples=64, threads=1, save_every=1)
+    train_demo.train(settings, first, config=config, log=logs.append)
+    assert [m for m in logs if m.startswith("wrote") and "step" in m] == [
+        f"wrote {first} (step 1/3)", f"wrote {first} (step 2/3)"]
+    G1 = load_generator(first)
+    # a warm start begins from the first model's weights: zero steps of training would reproduce it, one step
+    # (lr tiny) stays close
+    second = tmp_path / "second.safetensors"
+    settings = train_demo.TrainSettings(steps=1, batch_size=1, w_avg_samples=64, threads=1, lr=1e-9, init=first)
+    train_demo.train(settings, second, config=config, log=logs.append)
+    G2 = load_generator(second)
+    w1 = G1.backbone.synthesis.blocks()[-1].torgb.weight
+    w2 = G2.backbone.synthesis.blocks()[-1].torgb.weight
+    torch.testing.assert_close(w1, w2, atol=1e-6, rtol=0)
+    # a checkpoint of another architecture is refused with one sentence
+    other = dataclasses.replace(config, channel_max=8, channel_base=128)
+    with pytest.raises(ValueError, match="another shape"):
+        train_demo.train(dataclasses.replace(settings, init=first), None, config=other, log=logs.append)
+    assert train_demo.main(["--out", str(tmp_path / "x.safetensors"), "--init", str(tmp_path / "absent")]) == 2

@@ -45,6 +45,8 @@ POSITION_LIMIT = 0.25 * 0.6
 COLOR_MIN, COLOR_MAX = 0.02, 0.98
 """Albedo range: the SH activation reaches [0, 1] only asymptotically, so targets stay inside."""
 OPACITY_MAX = 0.995
+MAX_ANISOTROPY = 3.0
+"""Largest ratio of a Gaussian's two in-surface scales (see the scales in :func:`head_attributes`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -276,11 +278,17 @@ def build_head_template(
     az = np.arctan2(d[..., 0], d[..., 2])
     el = np.arcsin(np.clip(d[..., 1], -1.0, 1.0))
     rho = np.hypot(2 * u - 1, 1 - 2 * v)
+    az = np.where(rho >= tpl_mod.RHO_POLE, np.where(u >= 0.5, math.pi, -math.pi), az)  # the pole: straight back
 
     h = 1e-4
     pos, _ = tpl_mod.surface_points(u, v)
-    p_u = (tpl_mod.surface_points(u + h, v)[0] - tpl_mod.surface_points(u - h, v)[0]) / (2 * h)  # [R, R, 3]
-    p_v = (tpl_mod.surface_points(u, v + h)[0] - tpl_mod.surface_points(u, v - h)[0]) / (2 * h)
+    # Tangents by central differences. On the ring that maps to the back pole the surface does not move with
+    # (u, v), so there they are taken just inside the ring (same direction around the centre): the frame field
+    # stays continuous in UV and the Gaussians piled on the pole get the size of their neighbours.
+    pull = np.minimum(1.0, (tpl_mod.RHO_POLE - 0.012) / np.maximum(rho, 1e-12))
+    fu, fv = 0.5 + (u - 0.5) * pull, 0.5 + (v - 0.5) * pull
+    p_u = (tpl_mod.surface_points(fu + h, fv)[0] - tpl_mod.surface_points(fu - h, fv)[0]) / (2 * h)  # [R, R, 3]
+    p_v = (tpl_mod.surface_points(fu, fv + h)[0] - tpl_mod.surface_points(fu, fv - h)[0]) / (2 * h)
     n = np.cross(p_v, p_u)  # u toward +x, v toward -y: this order points outward
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
     t1 = p_v - (p_v * n).sum(-1, keepdims=True) * n
@@ -394,6 +402,7 @@ class HeadAttributes:
     axis_angle: torch.Tensor  # [B, 3, R, R] GGHead axis-angle (decoded, |a_i| < 2 pi)
     rgb: torch.Tensor  # [B, 3, R, R] albedo with baked lighting, in [COLOR_MIN, COLOR_MAX]
     opacity: torch.Tensor  # [B, 1, R, R] in (0, 1)
+    hair: torch.Tensor  # [B, 1, R, R] hair coverage in [0, 1] (not a Gaussian attribute: for checks and tools)
 
 
 def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
@@ -408,6 +417,9 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     y = pos[:, 1]
 
     # ---- hair coverage ------------------------------------------------------------------------------------
+    # The hair's lower edge as an elevation per |azimuth|: the front hairline, the temples, round the ears, and
+    # down the back of the head to the nape (short hair) or onto the neck (long hair). Everything above the edge is
+    # hair, up over the crown and round the back pole, so no seed shows a bald back.
     hairline = _lerp(0.40, 0.62, p["hairline"])  # elevation of the front hairline
     recess = _lerp(0.0, 0.14, p["temple_recess"])
     bangs = _sstep(0.55, 0.85, p["bangs"])
@@ -415,10 +427,11 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     front = _lerp(hairline, 0.27, bangs)
     el_line = _interp_curve(
         aaz,
-        [0.0, 0.5, 0.95, 1.22, 1.33, 1.45, 1.62, 1.85, 2.2],
+        [0.0, 0.5, 0.95, 1.22, 1.33, 1.45, 1.62, 1.85, 2.2, 2.6, 3.0],
         [front, front + recess * (1 - bangs), _lerp(0.36, 0.2, length), _lerp(0.25, -0.25, length),
          _lerp(-0.04, -0.5, length), _lerp(0.33, -0.5, length), _lerp(0.3, -0.55, length),
-         _lerp(0.05, -0.65, length), _lerp(-0.55, -0.8, length)],
+         _lerp(0.05, -0.65, length), _lerp(-0.3, -0.8, length), _lerp(-0.45, -0.95, length),
+         _lerp(-0.5, -1.0, length)],
     )  # fmt: skip
     hair = _sstep(el_line - 0.025, el_line + 0.025, el)  # [B, R, R]
     hair_core = _sstep(el_line, el_line + 0.18, el)  # grows from 0 at the hairline to 1 inside
@@ -521,7 +534,7 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     light = (light / light.norm()).reshape(1, 3, 1, 1)
     diffuse = (nrm * light).sum(1).clamp_min(0.0)  # [1, R, R]
     shade = 0.58 + 0.47 * diffuse
-    neck_shadow = 0.22 * _sstep(-0.19, -0.26, y) * _sstep(-0.3, -0.23, y)  # under the jaw
+    neck_shadow = 0.22 * _sstep(-0.19, -0.26, y) * _sstep(-0.3, -0.23, y) * _sstep(1.5, 0.9, aaz)  # under the jaw
     shade = shade * (1 - neck_shadow)
     rgb = (rgb * shade.unsqueeze(1)).clamp(COLOR_MIN, COLOR_MAX)
 
@@ -551,18 +564,32 @@ def head_attributes(params: HeadParams, tpl: HeadTemplate) -> HeadAttributes:
     offset = offset.clamp(-POSITION_LIMIT, POSITION_LIMIT)
 
     # ---- scales, rotation, opacity ------------------------------------------------------------------------
-    s1 = tpl.spacing[0][None] * _lerp(0.62, 1.1, hair)  # hair: strands elongated down the UV v direction
-    s2 = tpl.spacing[1][None] * _lerp(0.62, 0.55, hair)
-    sn = 0.18 * torch.minimum(tpl.spacing[0], tpl.spacing[1])[None].expand(b, -1, -1)
+    # Hair: strands elongated down the UV v direction, but only well inside the hair (hair_core), so the hair's
+    # edge on the skin ends softly instead of in streaks.
+    strand = hair * hair_core
+    s1 = tpl.spacing[0][None] * _lerp(0.62, 1.1, strand)
+    s2 = tpl.spacing[1][None] * _lerp(0.62, 0.55, strand)
+    # The ears' rims are steep: the template's spacing underestimates the gaps there, so the ears' Gaussians
+    # are widened (else a side view shows pinholes in the ear).
+    ear_zone = torch.exp(-0.5 * (((aaz - 1.62) / 0.13) ** 2 + (el / 0.22) ** 2))  # [1, R, R]
+    s1 = s1 * (1.0 + 0.6 * ear_zone)
+    s2 = s2 * (1.0 + 0.6 * ear_zone)
+    # Toward the back pole the UV samples are far apart along the rays to the pole and close together across
+    # them; needle-thin Gaussians there show as stripes, so the thinner in-surface axis is widened to at least
+    # 1 / MAX_ANISOTROPY of the longer one (more overlap, same coverage).
+    longest = torch.maximum(s1, s2)
+    s1 = torch.maximum(s1, longest / MAX_ANISOTROPY)
+    s2 = torch.maximum(s2, longest / MAX_ANISOTROPY)
+    sn = 0.3 * torch.minimum(s1, s2)
     frame_scales = torch.stack([s1, s2, sn], dim=1)  # [B, 3, R, R] along t1, t2, n
     scales = frame_scales[:, list(tpl.axis_perm)]
     log_scale = torch.log(scales.clamp(1e-5, 0.045))
     axis_angle = tpl.axis_angle[None].expand(b, -1, -1, -1)
 
-    rim_fade = _sstep(1.0, 0.93, tpl.rho)[None]  # soften the cut edge of the no-back template
-    hair_soft = _lerp(0.99, 0.9, hair * _sstep(0.55, 0.95, tpl.rho)[None])  # hair thins toward the back rim
-    opacity = (OPACITY_MAX * hair_soft * _lerp(0.35, 1.0, rim_fade)).unsqueeze(1)
-    return HeadAttributes(offset=offset, log_scale=log_scale, axis_angle=axis_angle, rgb=rgb, opacity=opacity)
+    # A closed head: opaque everywhere (the hair a touch less, so its edge on the skin stays soft).
+    opacity = (OPACITY_MAX * _lerp(0.995, 0.985, hair)).unsqueeze(1)
+    return HeadAttributes(offset=offset, log_scale=log_scale, axis_angle=axis_angle, rgb=rgb, opacity=opacity,
+                          hair=hair.unsqueeze(1))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,20 +1,24 @@
-"""Our own procedural head template: front and sides of a head and neck ("no back"), with a UV layout.
+"""Our own procedural head template: a closed head (face, sides, back and crown, ears, a capped neck) with a UV layout.
 
 GGHead places its Gaussians on the UV map of a template mesh (the released models use a FLAME-derived mesh
 without the back of the head). The demo model needs a template too, and we may not ship FLAME data, so this
 module *computes* one: a smooth star-shaped surface around a head centre, described by a radius per direction
-(a superellipsoid skull with a tapered jaw, a neck, a nose, eye sockets, brows, cheekbones, lips, a chin and
-ear bumps), sampled on a regular grid in UV space.
+(a superellipsoid skull with a tapered jaw, a neck cut flat underneath, a nose, eye sockets, brows, cheekbones,
+lips, a chin and ears), sampled on a regular grid in UV space. Every direction has a surface point, so the
+surface is closed: viewers may orbit all the way round and look from below without seeing inside.
 
 UV layout: an azimuthal projection centred on the face. The UV square's centre looks straight ahead (+z); the
-distance from the centre grows with the angle away from +z (stretched near the centre so the face gets more
-texels than the sides), up to ``ALPHA_MAX_DEG`` at the disk's rim, which lies behind the ears and over the
-crown. ``u`` grows toward +x (the viewer's right in a frontal view) and ``v`` grows downward (toward -y), so
-the UV plane, read as an image with row = v, shows the face upright. The only seam-free singular point of such
-a map is at the back of the head, which the template leaves out.
+angle ``alpha`` away from +z grows with the distance ``rho`` from the centre. Up to ``rho = FACE_RHO`` it is the
+layout of the earlier "no back" template (stretched near the centre so the face gets more texels than the sides);
+beyond, a cubic tail speeds it up so that ``alpha`` reaches 180 degrees (straight back) at ``rho = RHO_POLE``.
+The whole ring ``RHO_POLE <= rho <= 1`` maps to that one point behind the head (the "back pole"), so the UV disk
+covers the whole sphere of directions with no seam: its rim is sewn shut at the pole, and the UV samples that
+the generator keeps just inside the rim all sit on the pole and close it. ``u`` grows toward +x (the viewer's right
+in a frontal view) and ``v`` grows downward (toward -y), so the UV plane, read as an image with row = v, shows the
+face upright. The back of the head is sampled more coarsely (along rays toward the pole) than the face.
 
 World frame (the EG3D/FFHQ frame the official template is registered to, spec 4.2): y up, the face looks
-toward +z; the surface spans x in [-0.22, 0.22], y in [-0.45, 0.26], z in [-0.23, 0.18]. That is a little
+toward +z; the surface spans x in [-0.22, 0.22], y in [-0.45, 0.26], z in [-0.30, 0.18]. That is a little
 smaller than the official registered FLAME template (about 0.57 wide, up to y = 0.40): the frontal camera at the
 default radius 2.7 sees y in [-0.32, 0.32], and a demo head should fit in it with its hair. No further
 registration transform is needed (the demo config stores these positions directly).
@@ -44,17 +48,18 @@ LICENSE_MD = ASSETS_DIR / "LICENSE.md"
 HEAD_CENTER = np.array([0.0, 0.01, -0.06])
 """Centre the radius function is measured from (inside the skull, behind the eyes)."""
 ALPHA_MAX_DEG = 135.0
-"""Angle from the +z axis at the UV disk's rim: 28 degrees past the ears and the crown."""
 CENTER_STRETCH = 0.8
-"""alpha = ALPHA_MAX * (rho + k rho^3) / (1 + k): k > 0 gives the face (small rho) more UV area."""
-GRID_QUADS = 64
+"""Inner layout: alpha = ALPHA_MAX * (rho + k rho^3) / (1 + k); k > 0 gives the face (small rho) more UV area.
+These are the constants of the earlier open template, so the face keeps its place and size in UV."""
+FACE_RHO = 0.55
+"""Up to this UV radius (about 53 degrees from the nose: the whole face) the inner layout holds unchanged."""
+RHO_POLE = 0.97
+"""UV radius at which alpha reaches 180 degrees; the ring beyond maps onto the back pole."""
+GRID_QUADS = 80
 """Quads per side of the UV grid the mesh is sampled on."""
 NECK_BOTTOM_Y = -0.45
-"""The neck is cut flat at this height."""
+"""The neck is cut flat at this height; the cut is capped (part of the surface)."""
 NECK_AXIS_XZ = (0.0, -0.085)
-NECK_BACK_CUT_Y = -0.1
-NECK_BACK_CUT_Z = -0.185
-"""A strip down the back of the neck (below NECK_BACK_CUT_Y, behind NECK_BACK_CUT_Z) is left out."""
 NECK_RADII = (0.122, 0.125)
 
 OBJ_DECIMALS = 6
@@ -74,12 +79,27 @@ class TemplateMesh:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _inner_alpha(rho: np.ndarray) -> np.ndarray:
+    return math.radians(ALPHA_MAX_DEG) * (rho + CENTER_STRETCH * rho**3) / (1.0 + CENTER_STRETCH)
+
+
+_TAIL_COEF = (math.pi - float(_inner_alpha(np.float64(RHO_POLE)))) / (RHO_POLE - FACE_RHO) ** 3
+"""alpha = inner(rho) + c (rho - FACE_RHO)^3 past FACE_RHO (C2 there), with c chosen to reach pi at RHO_POLE."""
+
+
+def alpha_of_rho(rho: np.ndarray) -> np.ndarray:
+    """Angle (radians) from straight ahead for UV radius ``rho``: monotone, pi for ``rho >= RHO_POLE``."""
+    rho = np.asarray(rho, dtype=np.float64)
+    r = np.minimum(rho, RHO_POLE)
+    return np.minimum(_inner_alpha(r) + _TAIL_COEF * np.maximum(r - FACE_RHO, 0.0) ** 3, math.pi)
+
+
 def uv_to_direction(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Unit view directions from the head centre for UV coordinates (the azimuthal layout), ``[..., 3]``."""
     a = 2.0 * np.asarray(u, dtype=np.float64) - 1.0  # right
     b = 1.0 - 2.0 * np.asarray(v, dtype=np.float64)  # up
     rho = np.hypot(a, b)
-    alpha = math.radians(ALPHA_MAX_DEG) * (rho + CENTER_STRETCH * rho**3) / (1.0 + CENTER_STRETCH)
+    alpha = alpha_of_rho(rho)
     beta = np.arctan2(b, a)
     s = np.sin(alpha)
     return np.stack([s * np.cos(beta), s * np.sin(beta), np.cos(alpha)], axis=-1)
@@ -110,7 +130,7 @@ def surface_radius(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance from ``HEAD_CENTER`` to the surface along unit directions ``d [..., 3]``.
 
     Returns ``(radius [...], on_cap [...])``: ``on_cap`` marks directions that leave through the flat cut under
-    the neck (those points are clamped onto the cut plane; faces made only of them are dropped).
+    the neck (those points are clamped onto the cut plane, which closes the neck).
     """
     dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
     az = np.arctan2(dx, dz)  # 0 straight ahead, +pi/2 toward +x
@@ -174,22 +194,21 @@ def surface_points(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def build_template(grid_quads: int = GRID_QUADS) -> TemplateMesh:
-    """Sample the surface on a ``(grid_quads+1)^2`` UV lattice; keep quads inside the UV disk, off the neck cut
-    and off the back of the neck."""
+    """Sample the surface on a ``(grid_quads+1)^2`` UV lattice and keep the quads that touch the UV disk.
+
+    The result is closed: the neck cap is kept, and the disk's rim (where the lattice ends) lies on the back pole.
+    """
     n = grid_quads + 1
     t = np.arange(n, dtype=np.float64) / grid_quads
     u, v = np.meshgrid(t, t, indexing="xy")  # [n, n], row = v
     # Lattice points outside the UV disk are pulled radially onto its rim, so the kept quads end on a smooth
-    # boundary (behind the ears, over the crown) instead of a staircase.
+    # boundary (a circle, all of it on the back pole) instead of a staircase.
     rho = np.hypot(2.0 * u - 1.0, 1.0 - 2.0 * v)
     inside = rho < 1.0
     shrink = np.where(inside, 1.0, 1.0 / np.maximum(rho, 1e-12))
     u = 0.5 + (u - 0.5) * shrink
     v = 0.5 + (v - 0.5) * shrink
-    pos, on_cap = surface_points(u, v)  # [n, n, 3], [n, n]
-    # A strip down the back of the neck goes too: the kept surface is then a disk with no hole in UV (a loop around
-    # the neck would turn the surface frame through 360 degrees, which no continuous rotation field can follow).
-    back_of_neck = (pos[..., 1] < NECK_BACK_CUT_Y) & (pos[..., 2] < NECK_BACK_CUT_Z)
+    pos, _ = surface_points(u, v)  # [n, n, 3]
 
     ids = np.arange(n * n).reshape(n, n)
     q00, q01, q10, q11 = ids[:-1, :-1], ids[:-1, 1:], ids[1:, :-1], ids[1:, 1:]  # (row, col) corners
@@ -200,10 +219,7 @@ def build_template(grid_quads: int = GRID_QUADS) -> TemplateMesh:
     tri_b = np.where(flip[..., None], np.stack([q00, q11, q01], -1), np.stack([q01, q10, q11], -1))
     faces = np.stack([tri_a, tri_b], axis=2).reshape(-1, 3)  # [2*grid^2, 3], row-major quads
 
-    inside_f = inside.reshape(-1)
-    cap_f = on_cap.reshape(-1)
-    back_f = back_of_neck.reshape(-1)
-    keep = inside_f[faces].any(axis=1) & ~cap_f[faces].all(axis=1) & ~back_f[faces].any(axis=1)
+    keep = inside.reshape(-1)[faces].any(axis=1)
     faces = faces[keep]
     uv = np.stack([u, v], axis=-1).reshape(-1, 2)
     e0, e1 = uv[faces[:, 1]] - uv[faces[:, 0]], uv[faces[:, 2]] - uv[faces[:, 0]]
@@ -225,9 +241,9 @@ def format_obj(mesh: TemplateMesh) -> str:
         return "0." + "0" * OBJ_DECIMALS if s == "-0." + "0" * OBJ_DECIMALS else s  # no negative zero
 
     lines = [
-        "# Procedural GGHead-style head template (front and sides, no back).",
+        "# Procedural GGHead-style head template (closed: face, back, ears, capped neck).",
         "# Generated by `python -m gghead_core.demo.template`; part of this project, see assets/LICENSE.md.",
-        "# Frame: y up, face toward +z. vt: u toward +x, v downward (v = 0 at the crown side of the UV disk).",
+        "# Frame: y up, face toward +z. vt: u toward +x, v downward; the UV disk's rim is the point behind the head.",
         f"# vertices {len(mesh.vertices)}, faces {len(mesh.faces)}",
     ]
     lines += ["v " + " ".join(num(c) for c in p) for p in mesh.vertices]

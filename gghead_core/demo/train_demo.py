@@ -9,7 +9,10 @@ exact, so the model converges in minutes on a CPU.
 
 After training, ``w_avg`` is set to the mean of the mapping outputs over many latents, so truncation moves a
 head toward the family's average head, and the result is written with our ``.safetensors`` writer
-(``checkpoints/demo.safetensors`` by default; ``--overwrite`` to replace it).
+(``checkpoints/demo.safetensors`` by default; ``--overwrite`` to replace it). ``--save-every N`` also writes it every
+N steps, so a run cut short still leaves a usable model; ``--init OLD.safetensors`` starts from an earlier demo
+model's network (same architecture; the template buffers always come from the current template), which is how the
+bundled model was made after the template was closed (see the README).
 """
 
 from __future__ import annotations
@@ -49,11 +52,11 @@ def demo_config() -> GeneratorConfig:
         position_attenuation=1.0,
         rotation_attenuation=1.0,
         neural_rendering_resolution=512,
-        template="demo: procedural no-back head (assets/head_template.obj)",
+        template="demo: procedural closed head (assets/head_template.obj)",
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSettings:
     steps: int = 6000
     batch_size: int = 4
@@ -62,6 +65,8 @@ class TrainSettings:
     seed: int = 0
     threads: int = 1  # measured: 2 threads on this shared 2-core box spin-wait and run 5x slower
     w_avg_samples: int = 20000
+    save_every: int = 0  # also write the checkpoint every N steps (0: only at the end), so a cut run leaves a model
+    init: Path | None = None  # warm start: network weights of an earlier demo checkpoint (same architecture)
 
 
 TORGB_INIT_SCALE = 0.05
@@ -117,15 +122,54 @@ def _initialise(G: Generator, tpl: H.HeadTemplate, generator: torch.Generator) -
 
 
 FACE_WEIGHT = 4.0
+FEATURE_WEIGHT = 12.0
 
 
 def loss_weights(tpl: H.HeadTemplate) -> torch.Tensor:
-    """Per-texel loss weights ``[R, R]``: the texels Gaussians read, with the face counted ``FACE_WEIGHT`` times.
+    """Per-texel loss weights ``[R, R]``: the texels Gaussians read, the face counted ``FACE_WEIGHT`` times and
+    the eyes, brows and lips ``FEATURE_WEIGHT`` times.
 
-    Eyes, brows and lips are small in UV space but decide whether a head is recognisable.
+    Eyes, brows and lips are small in UV space but decide whether a head is recognisable and looks sharp; a
+    plain per-texel error lets the model blur them into the skin around.
     """
-    face = H._band(tpl.el, -0.85, 0.32, 0.08) * H._sstep(0.8, 0.6, tpl.az.abs())
-    return tpl.loss_mask * (1.0 + (FACE_WEIGHT - 1.0) * face)
+    az, el = tpl.az, tpl.el
+    face = H._band(el, -0.85, 0.32, 0.08) * H._sstep(0.8, 0.6, az.abs())
+    eyes = sum(torch.exp(-0.5 * (((az - s * 0.345) / 0.17) ** 2 + ((el - 0.1) / 0.12) ** 2)) for s in (-1.0, 1.0))
+    lips = torch.exp(-0.5 * ((az / 0.3) ** 2 + ((el + 0.62) / 0.09) ** 2))
+    features = (eyes + lips).clamp(max=1.0)
+    return tpl.loss_mask * (1.0 + (FACE_WEIGHT - 1.0) * face + (FEATURE_WEIGHT - FACE_WEIGHT) * features)
+
+
+def warm_start(G: Generator, path: Path) -> int:
+    """Copy the network weights (mapping, synthesis, zero-conv) of the checkpoint at ``path`` into ``G``.
+
+    The template buffers are not copied: they come from the current template. Returns the number of tensors
+    copied; raises ``ValueError`` when the architectures differ.
+    """
+    from ..checkpoint import load_generator
+
+    src = load_generator(path).state_dict()
+    dst = G.state_dict()
+    skip = {"_uv_grid", "_uv_position_map", "_flame_vertices"}
+    copied = 0
+    with torch.no_grad():
+        for name, value in dst.items():
+            if name in skip or name.split(".")[-1] in skip:
+                continue
+            if name not in src or src[name].shape != value.shape:
+                raise ValueError(f"--init {path}: tensor {name} is missing or has another shape")
+            value.copy_(src[name])
+            copied += 1
+    return copied
+
+
+def _save(G: Generator, out: Path, settings: TrainSettings, overwrite: bool, log, note: str) -> None:
+    """An intermediate checkpoint: ``w_avg`` from fewer latents (its own RNG: the training stream is untouched)."""
+    G.eval()
+    set_w_avg(G, min(settings.w_avg_samples, 4000), torch.Generator("cpu").manual_seed(settings.seed + 1))
+    save_safetensors(G, out, overwrite=overwrite)
+    G.train()
+    log(f"wrote {out} ({note})")
 
 
 @torch.no_grad()
@@ -164,6 +208,8 @@ def _train(settings: TrainSettings, config: GeneratorConfig, out: Path | None, o
     tpl = H.build_head_template(config.plane_resolution, config.n_uniform_flame_vertices)
     G = Generator(config, tpl.uv_grid, tpl.uv_position_map, tpl.template_points).train()
     _initialise(G, tpl, rng)
+    if settings.init is not None:
+        log(f"warm start from {settings.init}: {warm_start(G, settings.init)} tensors")
     mapping = [p for n, p in G.named_parameters() if n.startswith("backbone.mapping.")]
     others = [p for n, p in G.named_parameters() if not n.startswith("backbone.mapping.")]
     opt = torch.optim.Adam(
@@ -177,6 +223,7 @@ def _train(settings: TrainSettings, config: GeneratorConfig, out: Path | None, o
 
     start = time.perf_counter()
     ema = None
+    saved = False  # an intermediate checkpoint of this run is at ``out`` (ours to replace)
     bar = tqdm(range(settings.steps), desc="training demo", unit="step", dynamic_ncols=True)
     for step in bar:
         warm = min(1.0, (step + 1) / 100)
@@ -198,6 +245,9 @@ def _train(settings: TrainSettings, config: GeneratorConfig, out: Path | None, o
         if log_every and step % log_every == 0:
             log(f"step {step}: loss {value:.4f} (ema {ema:.4f}) " + " ".join(f"{k} {v:.4f}" for k, v in parts.items())
                 + f" [{time.perf_counter() - start:.0f}s]")
+        if out is not None and settings.save_every and (step + 1) % settings.save_every == 0 and step + 1 < settings.steps:
+            _save(G, out, settings, overwrite=overwrite or saved, log=log, note=f"step {step + 1}/{settings.steps}")
+            saved = True
     train_seconds = time.perf_counter() - start
 
     G.eval()
@@ -216,7 +266,7 @@ def _train(settings: TrainSettings, config: GeneratorConfig, out: Path | None, o
     log(f"trained {settings.steps} steps x {settings.batch_size} in {train_seconds / 60:.1f} min; final loss "
         + ", ".join(f"{k} {v:.4f}" for k, v in totals.items()))
     if out is not None:
-        save_safetensors(G.requires_grad_(False), out, overwrite=overwrite)
+        save_safetensors(G.requires_grad_(False), out, overwrite=overwrite or saved)
         log(f"wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB)")
     return {"train_seconds": train_seconds, **totals}
 
@@ -232,9 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--log-every", type=int, default=250, help="print the loss every N steps (0: never)")
+    parser.add_argument("--save-every", type=int, default=0,
+                        help="also write the checkpoint every N steps (0: only at the end)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm start from the network weights of an earlier demo checkpoint")
     args = parser.parse_args(argv)
-    if args.steps <= 0 or args.batch_size <= 0 or not args.lr > 0 or args.threads <= 0:
-        print("error: --steps, --batch-size, --lr and --threads must be positive", file=sys.stderr)
+    if args.steps <= 0 or args.batch_size <= 0 or not args.lr > 0 or args.threads <= 0 or args.save_every < 0:
+        print("error: --steps, --batch-size, --lr and --threads must be positive, --save-every >= 0", file=sys.stderr)
+        return 2
+    if args.init is not None and not args.init.is_file():
+        print(f"error: --init {args.init}: no such file", file=sys.stderr)
         return 2
     if args.out.exists() and not args.overwrite:
         print(f"error: {args.out} already exists (pass --overwrite to replace it)", file=sys.stderr)
@@ -243,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.out}: output must end in .safetensors", file=sys.stderr)
         return 2
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             threads=args.threads)
+                             threads=args.threads, save_every=args.save_every, init=args.init)
     train(settings, args.out, overwrite=args.overwrite, log=lambda msg: tqdm.write(msg), log_every=args.log_every)
     return 0
 
