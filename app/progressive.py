@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PREVIEW_LADDER: tuple[int, ...] = (256, 384, 512, 768)
+PREVIEW_LADDER: tuple[int, ...] = (192, 256, 384, 512, 768)  # 192: orbiting >= 10 fps with OpenGL on 2 CPU cores
 SETTLE_S = 0.2  # no change for this long: refine to the chosen resolution
 DEFAULT_BUDGET_MS = 70.0  # one preview frame; ~14 frames per second leave the UI thread room on 2 cores
 EMA_WEIGHT = 0.3  # weight of the newest measurement in the running average

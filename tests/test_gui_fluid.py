@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.progressive import PREVIEW_LADDER
+
 if not os.environ.get("DISPLAY"):
     pytest.skip(
         "GUI tests need an X display (DearPyGui aborts the process without one); run under "
@@ -88,11 +90,12 @@ def test_drag_shows_previews_and_release_refines_to_the_chosen_resolution(v, tmp
     assert v.image.shape == (512, 512, 4)
     v.progressive.budget_ms = 1.0  # no size fits: a slow machine; the preview drops to the smallest rung
     sizes = drag(v, 0.3, min_frames=2)
-    assert sizes and all(s == 256 for s in sizes[1:]), sizes
-    assert v.image.shape == (256, 256, 4)
+    smallest = PREVIEW_LADDER[0]
+    assert sizes and all(s == smallest for s in sizes[1:]), sizes
+    assert v.image.shape == (smallest, smallest, 4)
     # The texture keeps its size; the image item shows the preview's corner of it, scaled to the same view.
     assert v._front.shape == (512, 512, 4)
-    assert dpg.get_item_configuration("view.image")["uv_max"][:2] == pytest.approx([0.5, 0.5])
+    assert dpg.get_item_configuration("view.image")["uv_max"][:2] == pytest.approx([smallest / 512] * 2)
     assert v.args.settings.resolution == 512  # the state (and so every capture) keeps the chosen size
     # Release: the chosen resolution follows without any further input.
     t_stop = time.perf_counter()
@@ -130,7 +133,7 @@ def test_screenshot_during_a_drag_is_full_resolution(v, tmp_path):
     settle(v)
     v.progressive.budget_ms = 1.0
     drag(v, 0.2, min_frames=1)
-    assert v.image.shape[0] == 256  # a preview is on screen
+    assert v.image.shape[0] == PREVIEW_LADDER[0]  # a preview is on screen
     shared_out = v.settings.output_dir
     v.settings.output_dir = str(tmp_path)  # other modules count the shared folder's screenshots
     try:
@@ -204,7 +207,7 @@ def test_animate_keeps_the_cache_and_stays_in_previews(v):
     v.trigger("latent.animate", False)
     v.trigger("latent.t", 0.0)
     settle(v)
-    assert sizes and all(s == 256 for s in sizes[1:]), sizes
+    assert sizes and all(s == PREVIEW_LADDER[0] for s in sizes[1:]), sizes
     assert v.worker.latents.cache_size()[0] <= max(entries_before, 1) + 1  # animation frames were not cached
     assert v.last_result.args.settings.resolution == 512
 

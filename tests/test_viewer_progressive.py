@@ -30,7 +30,7 @@ def test_policy_keeps_full_resolution_until_something_was_measured():
 def test_policy_picks_the_largest_size_that_fits_the_budget():
     p = ProgressivePolicy(budget_ms=70)
     p.observe(1024, 400.0, None)  # slow at the chosen size
-    # Area scaling from 1024: 768 -> 225, 512 -> 100, 384 -> 56, 256 -> 25 ms.
+    # Area scaling from 1024: 768 -> 225, 512 -> 100, 384 -> 56, 256 -> 25, 192 -> 14 ms.
     assert p.preview_resolution(1024, regenerating=False) == 384
     p.observe(384, 90.0, None)  # measured slower than the estimate: step down
     assert p.preview_resolution(1024, regenerating=False) == 256
@@ -50,20 +50,20 @@ def test_policy_counts_generation_when_the_latent_changes():
     assert p.preview_resolution(512, regenerating=True) == 384  # 30 + 60 * (384/512)^2 = 64 ms
     p.observe(512, 60.0, 500.0)  # generation alone is over budget: the smallest size, the most fluid
     p.observe(512, 60.0, 500.0)
-    assert p.preview_resolution(512, regenerating=True) == 256
+    assert p.preview_resolution(512, regenerating=True) == PREVIEW_LADDER[0]
 
 
 def test_policy_adapts_to_measured_times_and_can_be_disabled():
     p = ProgressivePolicy(budget_ms=70)
-    p.observe(512, 300.0, None)
-    assert p.preview_resolution(512, regenerating=False) == 256
+    p.observe(512, 300.0, None)  # 256 -> 75 ms, 192 -> 42 ms: the largest that fits
+    assert p.preview_resolution(512, regenerating=False) == 192
     for _ in range(20):  # the machine got faster (another program stopped)
         p.observe(512, 20.0, None)
     assert p.preview_resolution(512, regenerating=False) == 512
     p.enabled = False
     p.observe(512, 900.0, None)
     assert p.preview_resolution(512, regenerating=False) == 512
-    assert p.levels(256) == [256]  # nothing below the smallest rung
+    assert p.levels(PREVIEW_LADDER[0]) == [PREVIEW_LADDER[0]]  # nothing below the smallest rung
 
 
 # ---- remembered settings -----------------------------------------------------------------------------------------
