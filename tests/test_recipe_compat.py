@@ -4,6 +4,10 @@
 bundled demo model: a still with a viewer-style two-seed W blend, style mixing and a pan; an official-circle
 turntable (version 1's default path); a grid with flat truncation fields. Their recipes point to a checkpoint
 path that no longer exists, so replay falls back to the demo model after checking its sha256.
+
+Since they were written, the generator's CPU kernels were reordered for speed (every attribute still within
+4e-6 of the official fixture), so a replay today may round a handful of 8-bit values the other way: the test
+allows that (at most 1 level in a PNG, 3 in a palette GIF, in under 0.1% of the values) and nothing more.
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ def test_v1_recipe_replays_to_identical_pixels(name, tmp_path, capsys):
     out = tmp_path / ("again" + Path(name).suffix)
     code = cli.main(["replay", str(recipe_path), "--out", str(out), "--quiet"])
     assert code == 0, capsys.readouterr().err
-    assert np.array_equal(ex.read_frames(out), ex.read_frames(DATA / name))
+    again, before = ex.read_frames(out).astype(int), ex.read_frames(DATA / name).astype(int)
+    assert again.shape == before.shape
+    diff = np.abs(again - before)
+    assert diff.max() <= (3 if name.endswith(".gif") else 1) and (diff > 0).mean() < 1e-3
     new = json.loads(Path(str(out) + ".json").read_text())
     assert new["format_version"] == ex.RECIPE_VERSION  # the replay writes today's format
 
