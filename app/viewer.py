@@ -40,11 +40,11 @@ from app.capture import (
     timeline_job,
     turntable_job,
 )
-from app.display import BufferPool, new_rgba_buffer, release_gl_context
+from app.display import BufferPool, release_gl_context
 from app.fit_view import fit_view
 from app.idle import ACTIVE_TAIL_S, FALLBACK_IDLE_FPS, IDLE_NAP_S, SAFETY_REFRESH_S, InputProbe
 from app.input import CLICK_SLOP_PX, InputHandler, trigger_item
-from app.memory import release_free_memory, tune_malloc
+from app.memory import limit_torch_threads, release_free_memory, tune_malloc
 from app.overlays import PANEL_WIDTH, STATUS_CHARS, Overlays
 from app.progressive import ProgressivePolicy
 from app.settings import (
@@ -56,6 +56,7 @@ from app.settings import (
     save_settings,
 )
 from app.state import DEFAULT_SETTINGS, RenderArgs
+from app.view_image import ViewImage
 from app.worker import FrameResult, RenderWorker
 from gghead_core import HEADLESS_HINT
 from gghead_core.pipeline import BACKENDS
@@ -150,17 +151,12 @@ class Viewer:
         self._probe: InputProbe | None = None
         self._trimmed = True  # freed memory was handed back since the last activity
         self._last_trim = time.perf_counter()
-        self._uv: tuple[float, float] = (1.0, 1.0)
         self._shown_id = 0
-        self._front: np.ndarray | None = None
-        self._texture_tag: str | None = None
-        self._texture_serial = 0
         self._started = False
         self._closed = False
         self._last_time = 0.0
-        self._image_rect = (0.0, 0.0, 1.0)  # x, y, size of the image in viewport pixels
-        self._view_pos = (0, 0, 1)  # x, y, size of the image inside the view area
         self.widgets: list[Any] = []
+        self.view_image = ViewImage()
         self.overlays = Overlays(self)
         self.input = InputHandler(self)
         self._torch_threads = torch_threads
@@ -202,14 +198,12 @@ class Viewer:
         self.seeds = SeedsWidget(self)
         self.widgets[3:3] = [self.directions, self.seeds]  # after truncation: latent controls stay together
 
-        self._limit_torch_threads()
+        self._saved_torch_threads = limit_torch_threads(self._torch_threads, self.worker.device)
         dpg.create_context()
         self._started = True
         res = self.args.settings.resolution
-        self._front = new_rgba_buffer(res)
-        self._front[..., :3] = 0.12  # dark grey until the first frame arrives
         with dpg.texture_registry():
-            self._texture_tag = self._new_texture(self._front)
+            self.view_image.build_texture(res)
             self.overlays.build_textures()
         self.input.build()
         with dpg.window(tag="main"):
@@ -222,7 +216,7 @@ class Viewer:
                                                        tag=f"{w.name}.header"):
                                 w.build()
                 with dpg.child_window(tag="view", no_scrollbar=True, border=False):
-                    dpg.add_image(self._texture_tag, tag="view.image", width=res, height=res)
+                    self.view_image.build(res)
                     self.overlays.build()
         dpg.create_viewport(title=TITLE, width=self.width, height=self.height, x_pos=0, y_pos=0, vsync=self.vsync)
         dpg.setup_dearpygui()
@@ -252,22 +246,6 @@ class Viewer:
             release_gl_context()
             dpg.destroy_context()
             self._started = False
-
-    def _limit_torch_threads(self) -> None:
-        """On the CPU, leave half the cores to the UI thread and the GL driver.
-
-        torch's OpenMP pool busy-waits at every parallel region; when it has as many threads as there are
-        cores, each region stalls behind the UI thread and llvmpipe (measured on 2 cores under Xvfb, fixture
-        head at 512: synthesis 1626 -> 86 ms and raster 240 -> 89 ms with 1 instead of 2 threads). Skipped
-        when the user chose (``torch_threads=`` or ``OMP_NUM_THREADS``) or generation runs on a GPU.
-        """
-        wanted = self._torch_threads
-        if wanted is None:
-            if os.environ.get("OMP_NUM_THREADS") or self.worker.device != "cpu":
-                return
-            wanted = max(1, (os.cpu_count() or 2) // 2)
-        self._saved_torch_threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(wanted)))
 
     def run(self) -> None:
         self.start()
@@ -338,10 +316,11 @@ class Viewer:
         self.input.handle()
         for w in self.widgets:
             w.update(dt)
-        self._layout()
+        if self.view_image.layout():
+            self._last_activity = time.perf_counter()
         self._submit(time.perf_counter())
         self.overlays.update_status()
-        self.overlays.update(now, self._view_pos)
+        self.overlays.update(now, self.view_image.view_pos)
         dpg.render_dearpygui_frame()
         self.ui_frames += 1
         self._last_frame_time = time.perf_counter()
@@ -396,22 +375,10 @@ class Viewer:
             self.last_result = result
             return
         self.status = ""
-        buf = result.buffer
-        if buf.shape != self._front.shape:  # resolution changed: a texture of the new size
-            old = self._texture_tag
-            with dpg.texture_registry():
-                self._texture_tag = self._new_texture(buf)
-            dpg.configure_item("view.image", texture_tag=self._texture_tag)
-            dpg.delete_item(old)
-        else:
-            dpg.set_value(self._texture_tag, buf)  # pointer swap; uploaded on the next frame
         size = int(result.args.settings.resolution)
-        uv = (min(1.0, size / buf.shape[1]), min(1.0, size / buf.shape[0]))
-        if uv != self._uv:  # a preview fills the texture's corner: show just that corner, scaled up
-            dpg.configure_item("view.image", uv_max=uv)
-            self._uv = uv
-        self.pool.release(self._front)
-        self._front = buf
+        old_front = self.view_image.show(result.buffer, size)
+        if old_front is not None:
+            self.pool.release(old_front)
         self._shown_id = result.request_id
         self.last_result = result
         self.frames_shown += 1
@@ -444,26 +411,15 @@ class Viewer:
             return self.status, True
         return self.message, self.message_is_error
 
-    def _new_texture(self, buffer: np.ndarray) -> str:
-        self._texture_serial += 1
-        tag = f"view.texture.{self._texture_serial}"
-        dpg.add_raw_texture(buffer.shape[1], buffer.shape[0], buffer, format=dpg.mvFormat_Float_rgba, tag=tag)
-        return tag
+    @property
+    def _front(self) -> np.ndarray | None:
+        """The buffer the view's texture shows (see :class:`app.view_image.ViewImage`)."""
+        return self.view_image.front
 
-    def _layout(self) -> None:
-        """Scale the image to the largest square that fits the view area, centred."""
-        w = dpg.get_viewport_client_width() - PANEL_WIDTH - 32
-        h = dpg.get_viewport_client_height() - 24
-        size = max(64, min(w, h))
-        x0 = max(0, (w - size) // 2)
-        y0 = max(0, (h - size) // 2)
-        if dpg.get_item_width("view.image") != size or dpg.get_item_pos("view.image") != [x0, y0]:
-            dpg.configure_item("view.image", width=size, height=size)
-            dpg.set_item_pos("view.image", [x0, y0])
-            self._last_activity = time.perf_counter()
-        rect_min = dpg.get_item_rect_min("view.image")
-        self._image_rect = (float(rect_min[0]), float(rect_min[1]), float(size))
-        self._view_pos = (x0, y0, size)  # in the view child window's coordinates (for the overlays)
+    @property
+    def _image_rect(self) -> tuple[float, float, float]:
+        """x, y, size of the image in viewport pixels."""
+        return self.view_image.image_rect
 
     # ---- mouse and keyboard (app.input) --------------------------------------------------------------------
 
@@ -552,11 +508,7 @@ class Viewer:
     @property
     def image(self) -> np.ndarray:
         """The RGBA float32 image currently shown ``[R, R, 4]`` (a copy; a preview is smaller than the texture)."""
-        r = self.last_result
-        if r is None or r.error or r.buffer is not self._front:
-            return self._front.copy()
-        size = int(r.args.settings.resolution)
-        return self._front[:size, :size].copy()
+        return self.view_image.image(self.last_result)
 
 
 def gui_backends() -> tuple[str, ...]:
