@@ -1,4 +1,4 @@
-"""The desktop viewer: DearPyGui window, frame loop, mouse and keyboard.
+"""The desktop viewer: DearPyGui window, its lifecycle and the frame loop.
 
 Layout: a side panel of collapsible sections (one widget module each, see :mod:`app.widgets`) and a view that
 shows the head as large as the free space allows; the render resolution is independent of the window size.
@@ -12,6 +12,10 @@ through the image's UV range), and the chosen resolution follows as soon as inpu
 (:meth:`Viewer.tick`) draws only while something may change and naps otherwise (:mod:`app.idle`), so an idle
 viewer neither renders nor uploads anything. Messages and errors share one fixed status line at the top of the
 panel; an fps / ms overlay sits in the view's corner.
+
+The :class:`Viewer` is the core; its parts live beside it (issue 9): :mod:`app.view_image` (the head's texture
+and layout), :mod:`app.overlays` (fps overlay, depth colour bar, status line), :mod:`app.input` (mouse,
+keyboard, ``trigger``), :mod:`app.fit_view`, :mod:`app.settings` (remembered settings), :mod:`app.capture`.
 
 Tests and benchmarks drive the loop themselves: ``Viewer(...).start()``, then :meth:`Viewer.step` renders exactly
 one DearPyGui frame; :func:`run_viewer` is the user entry point (``python main.py`` without a subcommand).
