@@ -430,6 +430,7 @@ class Viewer:
     def register_text_input(self, *tags: str) -> None:
         """Keyboard shortcuts are ignored while one of these inputs has the focus."""
         self.input.register_text_input(*tags)
+
     # ---- captures (jobs built from the state in app.capture; widgets only ask) --------------------------------
 
     @property
