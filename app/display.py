@@ -4,11 +4,13 @@ DearPyGui re-uploads a raw texture from the numpy array it was given every frame
 texture only swaps that pointer (measured: 0.04 ms, notes §3). So the cheapest honest path to show a new
 1024x1024 frame is: the worker writes the render into a spare buffer (off the UI thread), the UI thread swaps
 the texture's pointer to it. Three buffers per resolution cover "shown", "waiting to be shown" and "being
-written"; new buffers are allocated only when the resolution changes.
+written"; new buffers are allocated only when the resolution changes. :func:`release_gl_context` lets go of
+DearPyGui's GL context when the window closes.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -56,3 +58,21 @@ class BufferPool:
 def write_rgb(buffer: np.ndarray, rgb: np.ndarray) -> None:
     """Copy ``rgb [R, R, 3]`` float32 into the colour channels of ``buffer [R, R, 4]`` without allocating."""
     np.copyto(buffer[:, :, :3], rgb, casting="same_kind")
+
+
+def release_gl_context() -> None:
+    """Release DearPyGui's GLX context before destroying it (notes §4: avoids BadAccess when another GL
+    context, e.g. EGL, is used later in the same process)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libGL.so.1")
+        lib.glXGetCurrentDisplay.restype = ctypes.c_void_p
+        dpy = lib.glXGetCurrentDisplay()
+        if dpy:
+            lib.glXMakeCurrent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p]
+            lib.glXMakeCurrent(dpy, 0, None)
+    except OSError:
+        pass

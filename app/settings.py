@@ -12,9 +12,12 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from app.state import RESOLUTIONS
+from gghead_core.pipeline import RenderSettings, SpecError
 
 APP_DIR_NAME = "gghead-viewer"
 MAX_RECENT = 10
@@ -96,3 +99,25 @@ def save_settings(settings: Settings, directory: Path | None = None) -> str | No
     except OSError as exc:
         return f"could not save settings to {path}: {exc.strerror or exc}"
     return None
+
+
+def remembered_render_settings(values: dict[str, Any], base: RenderSettings,
+                               backends: tuple[str, ...]) -> RenderSettings:
+    """``base`` with each remembered field that is still acceptable (a value this version or this machine
+    refuses is skipped, one field at a time, so one bad entry never loses the others)."""
+    settings = base
+    for key in REMEMBERED_RENDER_FIELDS:
+        if key not in values:
+            continue
+        value = values[key]
+        if key == "resolution" and value not in RESOLUTIONS:
+            continue
+        if key == "backend" and value not in backends:
+            continue
+        if key == "background" and isinstance(value, list):
+            value = tuple(value)
+        try:
+            settings = replace(settings, **{key: value})
+        except (SpecError, TypeError, ValueError):
+            continue
+    return settings

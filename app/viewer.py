@@ -1,4 +1,4 @@
-"""The desktop viewer: DearPyGui window, frame loop, mouse and keyboard.
+"""The desktop viewer: DearPyGui window, its lifecycle and the frame loop.
 
 Layout: a side panel of collapsible sections (one widget module each, see :mod:`app.widgets`) and a view that
 shows the head as large as the free space allows; the render resolution is independent of the window size.
@@ -13,14 +13,16 @@ through the image's UV range), and the chosen resolution follows as soon as inpu
 viewer neither renders nor uploads anything. Messages and errors share one fixed status line at the top of the
 panel; an fps / ms overlay sits in the view's corner.
 
+The :class:`Viewer` is the core; its parts live beside it (issue 9): :mod:`app.view_image` (the head's texture
+and layout), :mod:`app.overlays` (fps overlay, depth colour bar, status line), :mod:`app.input` (mouse,
+keyboard, ``trigger``), :mod:`app.fit_view`, :mod:`app.settings` (remembered settings), :mod:`app.capture`.
+
 Tests and benchmarks drive the loop themselves: ``Viewer(...).start()``, then :meth:`Viewer.step` renders exactly
 one DearPyGui frame; :func:`run_viewer` is the user entry point (``python main.py`` without a subcommand).
 """
 
 from __future__ import annotations
 
-import inspect
-import math
 import os
 import sys
 import time
@@ -42,25 +44,33 @@ from app.capture import (
     timeline_job,
     turntable_job,
 )
-from app.display import BufferPool, new_rgba_buffer
+from app.display import BufferPool, release_gl_context
+from app.fit_view import fit_view
 from app.idle import ACTIVE_TAIL_S, FALLBACK_IDLE_FPS, IDLE_NAP_S, SAFETY_REFRESH_S, InputProbe
-from app.memory import release_free_memory, tune_malloc
+from app.input import CLICK_SLOP_PX, InputHandler, trigger_item
+from app.memory import limit_torch_threads, release_free_memory, tune_malloc
+from app.overlays import PANEL_WIDTH, STATUS_CHARS, Overlays
 from app.progressive import ProgressivePolicy
-from app.settings import REMEMBERED_RENDER_FIELDS, Settings, default_output_dir, load_settings, save_settings
-from app.state import DEFAULT_SETTINGS, RESOLUTIONS, RenderArgs
+from app.settings import (
+    REMEMBERED_RENDER_FIELDS,
+    Settings,
+    default_output_dir,
+    load_settings,
+    remembered_render_settings,
+    save_settings,
+)
+from app.state import DEFAULT_SETTINGS, RenderArgs
+from app.view_image import ViewImage
 from app.worker import FrameResult, RenderWorker
 from gghead_core import HEADLESS_HINT
-from gghead_core.pipeline import BACKENDS, RenderSettings, SpecError
-from gghead_core.pipeline import DEPTH_COLORMAPS as DEPTH_COLORMAP_NAMES
-from gghead_core.render import colormap as depth_colormap
+from gghead_core.pipeline import BACKENDS
 
-PANEL_WIDTH = 380
-CLICK_SLOP_PX = 4.0  # a left press and release closer than this on the head is a click (UV inspector pick)
+__all__ = [  # re-exported names that tests and other modules import from here
+    "CLICK_SLOP_PX", "PANEL_WIDTH", "STATUS_CHARS", "DisplayUnavailableError", "Viewer", "check_display",
+    "gui_backends", "remembered_render_settings", "run_viewer", "save_window_screenshot",
+]
+
 TITLE = "GGHead viewer"
-STATUS_CHARS = (PANEL_WIDTH - 28) // 7  # what fits on the one status line (DearPyGui's default font: 7 px)
-ERROR_COLOR = (255, 110, 110)
-INFO_COLOR = (170, 220, 170)
-DIM_COLOR = (150, 150, 150)
 MAX_UI_FPS = 60.0
 WAITING_UI_FPS = 15.0  # UI frames per second while the worker renders and no new frame waits
 TRIM_INTERVAL_S = 60.0  # hand freed heap memory back at least this often while busy
@@ -133,11 +143,9 @@ class Viewer:
         self.status = ""  # last render error ("" when fine)
         self.message = ""  # the latest message for the status line (see :meth:`say`)
         self.message_is_error = False
-        self._status_shown: tuple[str, bool] | None = None
         self.frames_shown = 0
         self.ui_frames = 0  # DearPyGui frames drawn (each one uploads the raw texture again)
         self.last_result: FrameResult | None = None
-        self._text_inputs: list[str] = []
         self._submitted: RenderArgs | None = None  # what the worker was asked for (a preview may be smaller)
         self._submitted_id = 0
         self._seen_args: RenderArgs | None = None
@@ -147,21 +155,14 @@ class Viewer:
         self._probe: InputProbe | None = None
         self._trimmed = True  # freed memory was handed back since the last activity
         self._last_trim = time.perf_counter()
-        self._uv: tuple[float, float] = (1.0, 1.0)
         self._shown_id = 0
-        self._front: np.ndarray | None = None
-        self._texture_tag: str | None = None
-        self._texture_serial = 0
         self._started = False
         self._closed = False
         self._last_time = 0.0
-        self._drag: tuple[str, tuple[float, float]] | None = None  # ("orbit"|"pan", last mouse position)
-        self._press: tuple[float, float] | None = None  # where a left drag began (a release nearby is a click)
-        self._wheel = 0.0
-        self._keys: list[int] = []
-        self._image_rect = (0.0, 0.0, 1.0)  # x, y, size of the image in viewport pixels
-        self._view_pos = (0, 0, 1)  # x, y, size of the image inside the view area
         self.widgets: list[Any] = []
+        self.view_image = ViewImage()
+        self.overlays = Overlays(self)
+        self.input = InputHandler(self)
         self._torch_threads = torch_threads
         self._saved_torch_threads: int | None = None
 
@@ -201,34 +202,26 @@ class Viewer:
         self.seeds = SeedsWidget(self)
         self.widgets[3:3] = [self.directions, self.seeds]  # after truncation: latent controls stay together
 
-        self._limit_torch_threads()
+        self._saved_torch_threads = limit_torch_threads(self._torch_threads, self.worker.device)
         dpg.create_context()
         self._started = True
         res = self.args.settings.resolution
-        self._front = new_rgba_buffer(res)
-        self._front[..., :3] = 0.12  # dark grey until the first frame arrives
         with dpg.texture_registry():
-            self._texture_tag = self._new_texture(self._front)
-            self._colorbars = {name: self._colorbar_texture(name) for name in DEPTH_COLORMAP_NAMES}
-        with dpg.handler_registry():
-            dpg.add_mouse_wheel_handler(callback=self._on_wheel)
-            dpg.add_key_press_handler(callback=self._on_key)
+            self.view_image.build_texture(res)
+            self.overlays.build_textures()
+        self.input.build()
         with dpg.window(tag="main"):
             with dpg.group(horizontal=True):
                 with dpg.group(tag="left"):
-                    # One fixed line for messages and errors: nothing below it moves when a message appears.
-                    with dpg.child_window(width=PANEL_WIDTH, height=26, tag="status.box", no_scrollbar=True):
-                        dpg.add_text("", tag="status", color=INFO_COLOR)
-                        with dpg.tooltip("status", tag="status.tooltip"):
-                            dpg.add_text("", tag="status.full", wrap=520)
+                    self.overlays.build_status_line()
                     with dpg.child_window(width=PANEL_WIDTH, tag="panel"):
                         for w in self.widgets:
                             with dpg.collapsing_header(label=w.title, default_open=w.default_open,
                                                        tag=f"{w.name}.header"):
                                 w.build()
                 with dpg.child_window(tag="view", no_scrollbar=True, border=False):
-                    dpg.add_image(self._texture_tag, tag="view.image", width=res, height=res)
-                    self._build_overlays()
+                    self.view_image.build(res)
+                    self.overlays.build()
         dpg.create_viewport(title=TITLE, width=self.width, height=self.height, x_pos=0, y_pos=0, vsync=self.vsync)
         dpg.setup_dearpygui()
         dpg.show_viewport()
@@ -254,25 +247,9 @@ class Viewer:
             torch.set_num_threads(self._saved_torch_threads)
             self._saved_torch_threads = None
         if self._started:
-            _release_gl_context()
+            release_gl_context()
             dpg.destroy_context()
             self._started = False
-
-    def _limit_torch_threads(self) -> None:
-        """On the CPU, leave half the cores to the UI thread and the GL driver.
-
-        torch's OpenMP pool busy-waits at every parallel region; when it has as many threads as there are
-        cores, each region stalls behind the UI thread and llvmpipe (measured on 2 cores under Xvfb, fixture
-        head at 512: synthesis 1626 -> 86 ms and raster 240 -> 89 ms with 1 instead of 2 threads). Skipped
-        when the user chose (``torch_threads=`` or ``OMP_NUM_THREADS``) or generation runs on a GPU.
-        """
-        wanted = self._torch_threads
-        if wanted is None:
-            if os.environ.get("OMP_NUM_THREADS") or self.worker.device != "cpu":
-                return
-            wanted = max(1, (os.cpu_count() or 2) // 2)
-        self._saved_torch_threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(wanted)))
 
     def run(self) -> None:
         self.start()
@@ -319,7 +296,7 @@ class Viewer:
         since_frame = now - self._last_frame_time
         if since_frame >= SAFETY_REFRESH_S:
             return True
-        if now - self._last_activity < ACTIVE_TAIL_S or self._drag is not None or self.latent.animate:
+        if now - self._last_activity < ACTIVE_TAIL_S or self.input.drag is not None or self.latent.animate:
             return True
         if self.worker.has_result or self.worker.has_model_event or self.args != self._submitted:
             return True
@@ -340,13 +317,14 @@ class Viewer:
         dt, self._last_time = now - self._last_time, now
         self._handle_model_events()
         self._handle_frame()
-        self._handle_input()
+        self.input.handle()
         for w in self.widgets:
             w.update(dt)
-        self._layout()
+        if self.view_image.layout():
+            self._last_activity = time.perf_counter()
         self._submit(time.perf_counter())
-        self._update_status()
-        self._update_overlays(now)
+        self.overlays.update_status()
+        self.overlays.update(now, self.view_image.view_pos)
         dpg.render_dearpygui_frame()
         self.ui_frames += 1
         self._last_frame_time = time.perf_counter()
@@ -401,22 +379,10 @@ class Viewer:
             self.last_result = result
             return
         self.status = ""
-        buf = result.buffer
-        if buf.shape != self._front.shape:  # resolution changed: a texture of the new size
-            old = self._texture_tag
-            with dpg.texture_registry():
-                self._texture_tag = self._new_texture(buf)
-            dpg.configure_item("view.image", texture_tag=self._texture_tag)
-            dpg.delete_item(old)
-        else:
-            dpg.set_value(self._texture_tag, buf)  # pointer swap; uploaded on the next frame
         size = int(result.args.settings.resolution)
-        uv = (min(1.0, size / buf.shape[1]), min(1.0, size / buf.shape[0]))
-        if uv != self._uv:  # a preview fills the texture's corner: show just that corner, scaled up
-            dpg.configure_item("view.image", uv_max=uv)
-            self._uv = uv
-        self.pool.release(self._front)
-        self._front = buf
+        old_front = self.view_image.show(result.buffer, size)
+        if old_front is not None:
+            self.pool.release(old_front)
         self._shown_id = result.request_id
         self.last_result = result
         self.frames_shown += 1
@@ -427,71 +393,16 @@ class Viewer:
         self.model.set_backend(result.backend)
         self.render.show_backend(result.backend, result.backend_reason)
 
-    def _colorbar_texture(self, name: str) -> str:
-        """A 1 x 128 static texture of a depth colour map, near (1) at the top."""
-        values = torch.linspace(1.0, 0.0, 128).reshape(128, 1)  # [128, 1]
-        rgb = depth_colormap(values, name).numpy()  # [128, 1, 3]
-        rgba = np.concatenate([rgb, np.ones((128, 1, 1), np.float32)], axis=-1).astype(np.float32)
-        tag = f"view.colorbar.{name}"
-        dpg.add_static_texture(1, 128, rgba.ravel().tolist(), tag=tag)
-        return tag
-
-    def _build_overlays(self) -> None:
-        """The fps / ms overlay (top-left of the image) and the depth colour bar (top-right), drawn over it."""
-        with dpg.theme() as dark:
-            with dpg.theme_component(dpg.mvAll):
-                dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (20, 20, 20, 170))
-                dpg.add_theme_color(dpg.mvThemeCol_Text, (235, 235, 235, 255))
-                dpg.add_theme_style(dpg.mvStyleVar_WindowPadding, 4, 3)
-        with dpg.child_window(tag="view.overlay", width=230, height=22, no_scrollbar=True, border=False,
-                              show=self.show_overlay):
-            dpg.add_text("", tag="view.overlay.text")
-        dpg.bind_item_theme("view.overlay", dark)
-        with dpg.child_window(tag="view.depthbar", width=92, height=184, no_scrollbar=True, border=False, show=False):
-            dpg.add_text("near", tag="view.depthbar.near")
-            dpg.add_image(self._colorbars["rainbow"], tag="view.depthbar.image", width=18, height=128)
-            dpg.add_text("far", tag="view.depthbar.far")
-        dpg.bind_item_theme("view.depthbar", dark)
-
-    def _update_overlays(self, now: float) -> None:
-        x, y, size = self._view_pos
-        if self.show_overlay:
-            r = self.last_result
-            fps = self.perf.display_rate.rate(now)
-            parts = [f"{fps:.1f} fps"] if fps > 0 else []  # displayed frames per second (none while idle)
-            if r is not None and not r.error:
-                shown, target = int(r.args.settings.resolution), self.args.settings.resolution
-                parts.append(f"{r.timings.total_ms:.0f} ms")
-                parts.append(f"{shown}px" + (f" -> {target}" if shown != target else ""))
-            text = "  ".join(parts)
-            if dpg.get_value("view.overlay.text") != text:
-                dpg.set_value("view.overlay.text", text)
-            dpg.set_item_pos("view.overlay", [x + 6, y + 6])
-        depth = self.args.settings.mode == "depth"
-        r = self.last_result
-        rng = r.depth_range if (r is not None and not r.error and r.args.settings.mode == "depth") else None
-        show_bar = depth and rng is not None
-        if dpg.is_item_shown("view.depthbar") != show_bar:
-            dpg.configure_item("view.depthbar", show=show_bar)
-        if show_bar:
-            cmap = self._colorbars.get(self.args.settings.depth_colormap, self._colorbars["rainbow"])
-            if dpg.get_item_configuration("view.depthbar.image")["texture_tag"] != cmap:
-                dpg.configure_item("view.depthbar.image", texture_tag=cmap)
-            dpg.set_value("view.depthbar.near", f"near {rng[0]:.3f}")
-            dpg.set_value("view.depthbar.far", f"far  {rng[1]:.3f}")
-            dpg.set_item_pos("view.depthbar", [x + size - 98, y + 6])
-
     def set_overlay(self, on: bool) -> None:
         self.show_overlay = bool(on)
-        if dpg.does_item_exist("view.overlay"):
-            dpg.configure_item("view.overlay", show=self.show_overlay)
+        self.overlays.show_fps(self.show_overlay)
         self.remember_settings()
 
     def set_progressive(self, on: bool) -> None:
         self.progressive.enabled = bool(on)
         self.remember_settings()
 
-    # ---- the status line -------------------------------------------------------------------------------------
+    # ---- the status line (drawn by app.overlays) ---------------------------------------------------------------
 
     def say(self, text: str, *, error: bool = False) -> None:
         """Put ``text`` on the status line (the one place for messages and errors; a render error wins)."""
@@ -504,96 +415,21 @@ class Viewer:
             return self.status, True
         return self.message, self.message_is_error
 
-    def _update_status(self) -> None:
-        text, error = self.status_line()
-        if (text, error) == self._status_shown:
-            return
-        self._status_shown = (text, error)
-        one = " ".join(text.split())
-        shown = one if len(one) <= STATUS_CHARS else one[: STATUS_CHARS - 3] + "..."
-        dpg.set_value("status", shown or "ready")
-        dpg.configure_item("status", color=ERROR_COLOR if error else (INFO_COLOR if one else DIM_COLOR))
-        dpg.set_value("status.full", text or "ready")
+    @property
+    def _front(self) -> np.ndarray | None:
+        """The buffer the view's texture shows (see :class:`app.view_image.ViewImage`)."""
+        return self.view_image.front
 
-    def _new_texture(self, buffer: np.ndarray) -> str:
-        self._texture_serial += 1
-        tag = f"view.texture.{self._texture_serial}"
-        dpg.add_raw_texture(buffer.shape[1], buffer.shape[0], buffer, format=dpg.mvFormat_Float_rgba, tag=tag)
-        return tag
+    @property
+    def _image_rect(self) -> tuple[float, float, float]:
+        """x, y, size of the image in viewport pixels."""
+        return self.view_image.image_rect
 
-    def _layout(self) -> None:
-        """Scale the image to the largest square that fits the view area, centred."""
-        w = dpg.get_viewport_client_width() - PANEL_WIDTH - 32
-        h = dpg.get_viewport_client_height() - 24
-        size = max(64, min(w, h))
-        x0 = max(0, (w - size) // 2)
-        y0 = max(0, (h - size) // 2)
-        if dpg.get_item_width("view.image") != size or dpg.get_item_pos("view.image") != [x0, y0]:
-            dpg.configure_item("view.image", width=size, height=size)
-            dpg.set_item_pos("view.image", [x0, y0])
-            self._last_activity = time.perf_counter()
-        rect_min = dpg.get_item_rect_min("view.image")
-        self._image_rect = (float(rect_min[0]), float(rect_min[1]), float(size))
-        self._view_pos = (x0, y0, size)  # in the view child window's coordinates (for the overlays)
-
-    # ---- mouse and keyboard --------------------------------------------------------------------------------
-
-    def _on_wheel(self, _sender, delta) -> None:  # noqa: ANN001
-        self._last_activity = time.perf_counter()
-        if dpg.is_item_hovered("view.image"):
-            self._wheel += float(delta)
-
-    def _on_key(self, _sender, key) -> None:  # noqa: ANN001
-        self._last_activity = time.perf_counter()
-        self._keys.append(int(key))
+    # ---- mouse and keyboard (app.input) --------------------------------------------------------------------
 
     def register_text_input(self, *tags: str) -> None:
         """Keyboard shortcuts are ignored while one of these inputs has the focus."""
-        self._text_inputs.extend(tags)
-
-    def _typing(self) -> bool:
-        return any(dpg.does_item_exist(t) and (dpg.is_item_active(t) or dpg.is_item_focused(t)) for t in self._text_inputs)
-
-    def _handle_input(self) -> None:
-        mouse = tuple(dpg.get_mouse_pos(local=False))
-        hovered = dpg.is_item_hovered("view.image")
-        left = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
-        other = dpg.is_mouse_button_down(dpg.mvMouseButton_Right) or dpg.is_mouse_button_down(dpg.mvMouseButton_Middle)
-        if self._drag is None:
-            if hovered and left:
-                self._drag = ("orbit", mouse)
-                self._press = mouse
-            elif hovered and other:
-                self._drag = ("pan", mouse)
-        else:
-            kind, last = self._drag
-            if (kind == "orbit" and not left) or (kind == "pan" and not other):
-                self._drag = None
-                press, self._press = self._press, None
-                if kind == "orbit" and press is not None and math.dist(press, mouse) < CLICK_SLOP_PX:
-                    self.uv.on_view_click(mouse, self._image_rect)  # a click, not a drag: pick a Gaussian
-            else:
-                dx, dy = mouse[0] - last[0], mouse[1] - last[1]
-                if dx or dy:
-                    if kind == "orbit":
-                        self.camera.orbit(dx, dy)
-                    else:
-                        self.camera.pan(dx, dy, self._image_rect[2])
-                self._drag = (kind, mouse)
-        if self._wheel:
-            self.camera.zoom(self._wheel)
-            self._wheel = 0.0
-        keys, self._keys = self._keys, []
-        if keys and not self._typing():
-            for key in keys:
-                if key == dpg.mvKey_F:
-                    self.camera.preset("front")
-                elif key == dpg.mvKey_L:
-                    self.camera.preset("left")
-                elif key == dpg.mvKey_R:
-                    self.camera.preset("right")
-                elif key == dpg.mvKey_Home:
-                    self.camera.reset()
+        self.input.register_text_input(*tags)
 
     # ---- captures (jobs built from the state in app.capture; widgets only ask) --------------------------------
 
@@ -649,38 +485,13 @@ class Viewer:
         self.settings.render, self.settings.show_overlay, self.settings.progressive = new
         self.save_settings()
 
-    # ---- fit view ----------------------------------------------------------------------------------------------
-
     def fit_view(self) -> str | None:
-        """Frame the current head: look at the centre of its Gaussians' bounds, back off until they fit.
-
-        The bounds ignore the 1% most extreme means on each axis (a few stray Gaussians must not shrink the
-        head to a dot). Returns an error line, or None when the camera was moved.
-        """
-        gen = self.worker.latents
-        g = gen.cached(self.args.latent) if gen is not None else None
-        if g is None:
-            self.say("fit view: the head is not generated yet", error=True)
-            return "not generated"
-        means = g.means[0].detach().float().cpu()  # [N, 3]
-        lo = torch.quantile(means, 0.01, dim=0) if len(means) <= 16_000_000 else means.min(0).values
-        hi = torch.quantile(means, 0.99, dim=0) if len(means) <= 16_000_000 else means.max(0).values
-        centre = ((lo + hi) / 2).tolist()
-        half_diag = float(torch.linalg.norm(hi - lo)) / 2
-        self.camera.fit(centre, half_diag)
-        self.say(f"fit view: look-at ({centre[0]:+.2f}, {centre[1]:+.2f}, {centre[2]:+.2f}), "
-                 f"radius {self.args.camera.radius:.2f}")
-        return None
+        """Frame the current head (see :func:`app.fit_view.fit_view`); returns an error line or None."""
+        return fit_view(self)
 
     def trigger(self, tag: str, value: Any = None) -> None:
         """Do what a user's edit of item ``tag`` does: set its value and run its callback."""
-        if value is not None:
-            dpg.set_value(tag, value)
-        callback = dpg.get_item_callback(tag)
-        if callback is None:
-            raise ValueError(f"item {tag!r} has no callback")
-        call_args = (tag, dpg.get_value(tag) if value is not None else None, dpg.get_item_user_data(tag))
-        callback(*call_args[: _positional_count(callback)])
+        trigger_item(tag, value)
 
     @property
     def settled(self) -> bool:
@@ -702,44 +513,7 @@ class Viewer:
     @property
     def image(self) -> np.ndarray:
         """The RGBA float32 image currently shown ``[R, R, 4]`` (a copy; a preview is smaller than the texture)."""
-        r = self.last_result
-        if r is None or r.error or r.buffer is not self._front:
-            return self._front.copy()
-        size = int(r.args.settings.resolution)
-        return self._front[:size, :size].copy()
-
-
-def _positional_count(fn: Callable[..., Any]) -> int:
-    """How many of (sender, app_data, user_data) DearPyGui would pass to ``fn`` (it passes as many as fit)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 3
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return 3
-    return min(3, sum(p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in params))
-
-
-def remembered_render_settings(values: dict[str, Any], base: RenderSettings,
-                               backends: tuple[str, ...]) -> RenderSettings:
-    """``base`` with each remembered field that is still acceptable (a value this version or this machine
-    refuses is skipped, one field at a time, so one bad entry never loses the others)."""
-    settings = base
-    for key in REMEMBERED_RENDER_FIELDS:
-        if key not in values:
-            continue
-        value = values[key]
-        if key == "resolution" and value not in RESOLUTIONS:
-            continue
-        if key == "backend" and value not in backends:
-            continue
-        if key == "background" and isinstance(value, list):
-            value = tuple(value)
-        try:
-            settings = replace(settings, **{key: value})
-        except (SpecError, TypeError, ValueError):
-            continue
-    return settings
+        return self.view_image.image(self.last_result)
 
 
 def gui_backends() -> tuple[str, ...]:
@@ -752,23 +526,6 @@ def gui_backends() -> tuple[str, ...]:
     """
     return BACKENDS
 
-
-def _release_gl_context() -> None:
-    """Release DearPyGui's GLX context before destroying it (notes §4: avoids BadAccess when another GL
-    context, e.g. EGL, is used later in the same process)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        lib = ctypes.CDLL("libGL.so.1")
-        lib.glXGetCurrentDisplay.restype = ctypes.c_void_p
-        dpy = lib.glXGetCurrentDisplay()
-        if dpy:
-            lib.glXMakeCurrent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p]
-            lib.glXMakeCurrent(dpy, 0, None)
-    except OSError:
-        pass
 
 
 def run_viewer(ckpt_path: str | os.PathLike | None = None, **options: Any) -> None:
