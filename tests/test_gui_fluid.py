@@ -49,6 +49,9 @@ def head_fraction(img: np.ndarray) -> float:
 def v(gui_viewer):
     """The shared viewer at its start state; restores resolution, camera and toggles afterwards."""
     viewer = gui_viewer
+    if viewer._closed:  # DearPyGui cannot be created twice in a process: a closed window cannot come back
+        pytest.skip("the session's viewer was closed by tests/test_gui_viewer.py's last test; run this module "
+                    "before it (pytest's default order does)")
     settle(viewer)
     budget, enabled = viewer.progressive.budget_ms, viewer.progressive.enabled
     yield viewer

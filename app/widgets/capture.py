@@ -14,7 +14,7 @@ import dearpygui.dearpygui as dpg
 
 from app.capture import TurntableOptions
 from app.state import MAX_RADIUS, MIN_RADIUS, clamp
-from app.widgets import Widget
+from app.widgets import CaptureProgress, Widget
 from gghead_core.jobs import TURNTABLE_PATHS
 
 SCREENSHOT_RESOLUTIONS = ("view", "256", "512", "1024", "2048")
@@ -37,7 +37,7 @@ class CaptureWidget(Widget):
         self.turntable = TurntableOptions()
         self.message = ""
         self.message_is_error = False
-        self._reported: object | None = None
+        self._progress = CaptureProgress(self.tag, self._say)
 
     def set_output_dir(self, text: str) -> None:
         self.viewer.settings.output_dir = str(text).strip()
@@ -75,25 +75,8 @@ class CaptureWidget(Widget):
 
     def update(self, dt: float) -> None:
         st = self.viewer.captures.status
-        if st is None or not dpg.does_item_exist(self.tag("progress")):
-            return
-        if st.running:
-            dpg.set_value(self.tag("progress"), st.fraction)
-            dpg.configure_item(self.tag("progress"), overlay=f"{st.kind} {st.done}/{st.total}")
-            dpg.configure_item(self.tag("cancel"), enabled=True)
-            return
-        dpg.configure_item(self.tag("cancel"), enabled=False)
-        if self._reported is st:
-            return
-        self._reported = st
-        dpg.set_value(self.tag("progress"), 1.0 if st.output else 0.0)
-        dpg.configure_item(self.tag("progress"), overlay="")
-        if st.output is not None:
-            self._say(f"saved {st.output} ({st.seconds:.1f} s)")
-        elif st.cancelled:
-            self._say(f"{st.kind} cancelled: nothing written")
-        else:
-            self._say(f"{st.kind} failed: {st.error}", error=True)
+        if st is not None:
+            self._progress.update(st, counter=st.kind, name=st.kind)
 
     # ---- setters used by the controls (validated) ----------------------------------------------------------
 

@@ -23,7 +23,7 @@ import dearpygui.dearpygui as dpg
 
 from app.capture import TimelineOptions
 from app.state import TimelinePreview, clamp
-from app.widgets import Widget
+from app.widgets import CaptureProgress, Widget
 from gghead_core import (
     EASES,
     LATENT_INTERPS,
@@ -155,7 +155,7 @@ class TimelineWidget(Widget):
         self.message_is_error = False
         self.path = ""
         self._preview_latent: LatentSpec | None = None  # args.latent when the preview started
-        self._reported: object | None = None
+        self._progress = CaptureProgress(self.tag, self._say)
         self._registered_rows = 0  # key-time inputs already registered as text inputs
 
     # ---- state ---------------------------------------------------------------------------------------------
@@ -363,25 +363,8 @@ class TimelineWidget(Widget):
 
     def _update_export(self) -> None:
         st = self.viewer.captures.status
-        if st is None or st.kind != "timeline" or not dpg.does_item_exist(self.tag("progress")):
-            return
-        if st.running:
-            dpg.set_value(self.tag("progress"), st.fraction)
-            dpg.configure_item(self.tag("progress"), overlay=f"frame {st.done}/{st.total}")
-            dpg.configure_item(self.tag("cancel"), enabled=True)
-            return
-        dpg.configure_item(self.tag("cancel"), enabled=False)
-        if self._reported is st:
-            return
-        self._reported = st
-        dpg.set_value(self.tag("progress"), 1.0 if st.output else 0.0)
-        dpg.configure_item(self.tag("progress"), overlay="")
-        if st.output is not None:
-            self._say(f"saved {st.output} ({st.seconds:.1f} s)")
-        elif st.cancelled:
-            self._say("timeline export cancelled: nothing written")
-        else:
-            self._say(f"timeline export failed: {st.error}", error=True)
+        if st is not None and st.kind == "timeline":
+            self._progress.update(st, counter="frame", name="timeline export")
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message, self.message_is_error = text, error
