@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from gghead_core import Generator, GeneratorConfig, load_generator  # noqa: E402
-from gghead_core.camera import OrbitCamera  # noqa: E402
+from gghead_core.camera import CameraSpec  # noqa: E402
 from gghead_core.checkpoint import DEMO_CHECKPOINT  # noqa: E402
 from gghead_core.latents import slerp  # noqa: E402
 from gghead_core.render import FRONTAL_SH_CENTER, backend_status, render  # noqa: E402
@@ -277,7 +277,7 @@ class GpuCheck:
         key = ("ref", res)
         if getattr(self, "_ref_key", None) != key:
             g = self.cached_gaussians()
-            self._ref_image = render(g, OrbitCamera(yaw_deg=20.0).to_camera(), res, backend="torch").image[0]
+            self._ref_image = render(g, CameraSpec(yaw_deg=20.0).to_camera(), res, backend="torch").image[0]
             self._ref_key = key
         return self._ref_image
 
@@ -423,7 +423,7 @@ class GpuCheck:
 
         g = self.cached_gaussians()
         res = self.args.resolution
-        cam = OrbitCamera(yaw_deg=20.0).to_camera()
+        cam = CameraSpec(yaw_deg=20.0).to_camera()
         colors = sh_to_colors(g.means, g.sh, torch.tensor(FRONTAL_SH_CENTER, device=g.means.device))
         viewmat = torch.tensor(cam.world2cam(), dtype=torch.float32, device=self.device)
         K = torch.tensor(cam.intrinsics_pixels(res, res), dtype=torch.float32, device=self.device)
@@ -446,7 +446,7 @@ class GpuCheck:
             return
         g = self.cached_gaussians()
         res = self.args.resolution
-        cam = OrbitCamera(yaw_deg=20.0).to_camera()
+        cam = CameraSpec(yaw_deg=20.0).to_camera()
         splits: list[dict] = []
 
         def step():
@@ -488,7 +488,7 @@ class GpuCheck:
         g = self.cached_gaussians()
         res = self.args.resolution
         _, copy = self._display_copy(res)
-        cams = [OrbitCamera(yaw_deg=-40.0 + 2.0 * i).to_camera() for i in range(41)]
+        cams = [CameraSpec(yaw_deg=-40.0 + 2.0 * i).to_camera() for i in range(41)]
         state = {"i": 0, "backend": ""}
 
         def step():
@@ -506,7 +506,7 @@ class GpuCheck:
         res = self.args.resolution
         _, copy = self._display_copy(res)
         za, zb = G.z_from_seed(3), G.z_from_seed(4)
-        cam = OrbitCamera(yaw_deg=0.0).to_camera()
+        cam = CameraSpec(yaw_deg=0.0).to_camera()
         variants = [(p, False) for p in self.args.animate_precisions]
         if self.cuda:
             variants += [(p, True) for p in self.args.graph_precisions]
@@ -545,7 +545,7 @@ class GpuCheck:
     def batch(self, sec: Section, deadline: Deadline) -> None:
         G = self.generator()
         res = self.args.batch_resolution
-        cam = OrbitCamera(yaw_deg=15.0).to_camera()
+        cam = CameraSpec(yaw_deg=15.0).to_camera()
         batches = self.args.batches
         for i, b in enumerate(batches):
             z = torch.cat([G.z_from_seed(10 + k) for k in range(b)])

@@ -182,4 +182,3 @@ class CameraSpec:
         return Camera(cam2world=look_at_cam2world(target + self.radius * offset, target), focal=focal)
 
 
-OrbitCamera = CameraSpec  # TODO(session-8): remove once every caller says CameraSpec

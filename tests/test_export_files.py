@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gghead_core import export as ex
-from gghead_core.camera import OrbitCamera
+from gghead_core.camera import CameraSpec
 from gghead_core.gaussians import SH_C0, Gaussians
 
 
@@ -345,7 +345,7 @@ def test_splat_layout(tmp_path):
 
 
 def _recipe(out="x.png") -> ex.Recipe:
-    cams = [OrbitCamera(yaw_deg=y).to_camera() for y in (0.0, 12.5)]
+    cams = [CameraSpec(yaw_deg=y).to_camera() for y in (0.0, 12.5)]
     return ex.Recipe(
         command="render",
         params={"latent": {"seed": 3}},
@@ -369,7 +369,7 @@ def test_recipe_round_trip(tmp_path):
     back = ex.read_recipe(path)
     assert back == r
     cam = ex.camera_from_dict(back.cameras[1])
-    np.testing.assert_array_equal(cam.cam2world, OrbitCamera(yaw_deg=12.5).to_camera().cam2world)
+    np.testing.assert_array_equal(cam.cam2world, CameraSpec(yaw_deg=12.5).to_camera().cam2world)
     assert back.versions["torch"] == torch.__version__.split("+")[0] or back.versions["torch"].startswith(
         torch.__version__.split("+")[0]
     )

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import gghead_core.render._opengl as gl_backend
-from gghead_core.camera import OrbitCamera
+from gghead_core.camera import CameraSpec
 from gghead_core.render._opengl import OpenGLError, OpenGLRasterizer, opengl_info, opengl_renderer
 from gghead_core.render._sh import SH_C0
 from gghead_core.render._synthetic import synthetic_head
@@ -52,7 +52,7 @@ def _close_rasterizers():
 def _scene(n: int = 2500, seed: int = 4, yaw: float = 20.0, res: int = RES):
     g = synthetic_head(n, seed=seed, log_scale=-4.4, opacity=0.85)
     colors = (SH_C0 * g.sh[0, :, 0] + 0.5).clamp_min(0.0)
-    cam = OrbitCamera(yaw_deg=yaw, pitch_deg=-6.0).to_camera()
+    cam = CameraSpec(yaw_deg=yaw, pitch_deg=-6.0).to_camera()
     return (g.means[0], g.quats[0], g.scales[0], g.opacities[0], colors,
             cam.world2cam(), cam.intrinsics_pixels(res), res, res, (1.0, 1.0, 1.0))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from gghead_core.camera import OrbitCamera, frontal_camera
+from gghead_core.camera import CameraSpec, frontal_camera
 from gghead_core.render._opengl import OpenGLError, OpenGLRasterizer, rasterize_opengl
 from gghead_core.render._sh import SH_C0
 from gghead_core.render._synthetic import synthetic_head
@@ -65,7 +65,7 @@ def head_scene():
     """3000 synthetic head Gaussians (~4 px sigma at 256 px), a 3/4 view, and the torch reference image."""
     g = synthetic_head(3000, seed=3, log_scale=-4.6, opacity=0.85)
     colors = (SH_C0 * g.sh[0, :, 0] + 0.5).clamp_min(0.0)
-    cam = OrbitCamera(yaw_deg=25.0, pitch_deg=-8.0).to_camera()
+    cam = CameraSpec(yaw_deg=25.0, pitch_deg=-8.0).to_camera()
     args = (g.means[0], g.quats[0], g.scales[0], g.opacities[0], colors,
             torch.tensor(cam.world2cam()), torch.tensor(cam.intrinsics_pixels(RES)), RES, RES,
             torch.tensor([1.0, 1.0, 1.0]))
@@ -141,7 +141,7 @@ def _untiled_reference(means, quats, scales, opacities, colors, viewmat, K, widt
 def test_exact_against_untiled_reference(primitive):
     g = synthetic_head(300, seed=7, log_scale=-3.6, opacity=0.7)
     colors = (SH_C0 * g.sh[0, :, 0] + 0.5).clamp_min(0.0)
-    cam = OrbitCamera(yaw_deg=-35.0, pitch_deg=12.0).to_camera()
+    cam = CameraSpec(yaw_deg=-35.0, pitch_deg=12.0).to_camera()
     args = (g.means[0], g.quats[0], g.scales[0], g.opacities[0], colors, cam.world2cam(),
             cam.intrinsics_pixels(80, 64), 80, 64, (0.3, 0.6, 0.9))
     if primitive == "gl33":
@@ -203,7 +203,7 @@ def test_huge_splats_fall_back_to_quads():
 def test_background_and_flipped_view(head_scene):
     """A black background and a camera from behind still match the reference (rows not flipped, etc.)."""
     args, _ = head_scene
-    cam = OrbitCamera(yaw_deg=160.0, pitch_deg=20.0).to_camera()
+    cam = CameraSpec(yaw_deg=160.0, pitch_deg=20.0).to_camera()
     res = 128  # a smaller image keeps the reference quick
     args = tuple(a[:1500] for a in args[:5]) + (cam.world2cam(), cam.intrinsics_pixels(res), res, res, (0.0, 0.0, 0.0))
     ref = rasterize_torch(*args)

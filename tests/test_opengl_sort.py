@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gghead_core.camera import OrbitCamera
+from gghead_core.camera import CameraSpec
 from gghead_core.render._opengl import OpenGLError, OpenGLRasterizer, cpu_depth_order
 
 
@@ -36,7 +36,7 @@ def test_cpu_order_is_a_stable_argsort():
     means = rng.normal(size=(5000, 3)).astype(np.float32)
     means[::7] = means[3]  # many exact ties
     means[::11, 2] = -4.0  # negative depths sort first
-    viewmat = OrbitCamera(yaw_deg=30, pitch_deg=10).to_camera().world2cam()
+    viewmat = CameraSpec(yaw_deg=30, pitch_deg=10).to_camera().world2cam()
     row = viewmat[2].astype(np.float32)
     depth = means @ row[:3] + row[3]
     assert np.array_equal(cpu_depth_order(means, viewmat), np.argsort(depth, kind="stable"))
@@ -63,7 +63,7 @@ def gpu_rasterizer():
 def test_gpu_sort_matches_cpu_sort(gpu_rasterizer, n):
     scene = _scene(n, seed=n)
     gpu_rasterizer.set_gaussians(*scene)
-    viewmat = OrbitCamera(yaw_deg=20, pitch_deg=-15).to_camera().world2cam()
+    viewmat = CameraSpec(yaw_deg=20, pitch_deg=-15).to_camera().world2cam()
     gpu_order, gpu_keys = gpu_rasterizer.sorted_order(viewmat, "gpu")
     # Same keys -> exactly the order of a stable CPU sort (the bitonic network breaks ties by index).
     assert np.array_equal(gpu_order, np.argsort(gpu_keys, kind="stable"))
@@ -92,7 +92,7 @@ def test_gpu_and_cpu_sorted_renders_agree(gpu_rasterizer):
     try:
         g = _scene(2000, seed=5)
         g[2] = torch.full((2000, 3), 0.03)
-        cam = OrbitCamera(yaw_deg=10).to_camera()
+        cam = CameraSpec(yaw_deg=10).to_camera()
         args = (*g, cam.world2cam(), cam.intrinsics_pixels(96), 96, 96, (1.0, 1.0, 1.0))
         a = gpu_rasterizer.rasterize(*args)
         b = cpu.rasterize(*args)

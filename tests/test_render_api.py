@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import gghead_core.render as render_mod
-from gghead_core.camera import OrbitCamera, frontal_camera
+from gghead_core.camera import CameraSpec, frontal_camera
 from gghead_core.gaussians import Gaussians
 from gghead_core.render import RenderResult, available_backends, render, resolve_backend
 from gghead_core.render._sh import SH_C0
@@ -63,11 +63,11 @@ def test_rgb_result_shapes_and_metadata(heads):
 
 
 def test_non_square_resolution_and_orbit_camera(heads):
-    res = render(heads[0], OrbitCamera(yaw_deg=40, pitch_deg=10), (40, 24), backend="torch")
+    res = render(heads[0], CameraSpec(yaw_deg=40, pitch_deg=10), (40, 24), backend="torch")
     assert res.image.shape == (1, 24, 40, 3)
     # Focal length scales with the width: the same picture as the middle rows of a 40x40 render. (Not bit-equal:
     # the 16-pixel tile grid is shifted by 8 rows, which moves the 3-sigma cut-off of a few splats' tails.)
-    square = render(heads[0], OrbitCamera(yaw_deg=40, pitch_deg=10), 40, backend="torch")
+    square = render(heads[0], CameraSpec(yaw_deg=40, pitch_deg=10), 40, backend="torch")
     torch.testing.assert_close(res.alpha[0], square.alpha[0, 8:32], atol=2e-3, rtol=0)
     assert res.alpha[0].sum() > 50
 
@@ -149,7 +149,7 @@ def test_sh_reference_frontal_vs_view():
     a = render(g, front, 32, backend="torch", sh_ref="frontal")
     b = render(g, front, 32, backend="torch", sh_ref="view")
     torch.testing.assert_close(a.image, b.image)  # same reference point for the frontal camera
-    side = OrbitCamera(yaw_deg=60)
+    side = CameraSpec(yaw_deg=60)
     c = render(g, side, 32, backend="torch", sh_ref="frontal")
     d = render(g, side, 32, backend="torch", sh_ref="view")
     torch.testing.assert_close(c.alpha, d.alpha)  # geometry is the same

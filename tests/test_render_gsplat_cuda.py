@@ -15,7 +15,7 @@ if not torch.cuda.is_available():
         pytest.fail("GGHEAD_REQUIRE_GPU=1 but torch.cuda.is_available() is False", pytrace=False)
     pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)", allow_module_level=True)
 
-from gghead_core.camera import OrbitCamera, frontal_camera  # noqa: E402
+from gghead_core.camera import CameraSpec, frontal_camera  # noqa: E402
 from gghead_core.render import render  # noqa: E402
 from gghead_core.render._gsplat import gsplat_status, rasterize_gsplat, rasterize_gsplat_batch  # noqa: E402
 from gghead_core.render._sh import sh_to_colors  # noqa: E402
@@ -43,7 +43,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _scene(n: int, res: int, yaw: float = 0.0, seed: int = 0):
     g = synthetic_head(n, seed=seed, log_scale=-4.5)
-    cam = OrbitCamera(yaw_deg=yaw, pitch_deg=5.0).to_camera()
+    cam = CameraSpec(yaw_deg=yaw, pitch_deg=5.0).to_camera()
     colors = sh_to_colors(g.means[0], g.sh[0], torch.tensor([0.0, 0.0, 2.7]))
     viewmat = torch.tensor(cam.world2cam(), dtype=torch.float32)
     K = torch.tensor(cam.intrinsics_pixels(res), dtype=torch.float32)
@@ -97,7 +97,7 @@ def test_render_api_on_gsplat(gsplat_ok):
 
 def test_batched_gsplat_call_equals_per_head_calls(gsplat_ok):
     g = synthetic_head(20_000, batch=3, log_scale=-4.5).to("cuda")
-    cam = OrbitCamera(yaw_deg=10.0).to_camera()
+    cam = CameraSpec(yaw_deg=10.0).to_camera()
     colors = sh_to_colors(g.means, g.sh, torch.tensor([0.0, 0.0, 2.7], device="cuda"))
     viewmat = torch.tensor(cam.world2cam(), dtype=torch.float32, device="cuda")
     K = torch.tensor(cam.intrinsics_pixels(96), dtype=torch.float32, device="cuda")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import gghead_core.render as render_module
-from gghead_core.camera import OrbitCamera, frontal_camera
+from gghead_core.camera import CameraSpec, frontal_camera
 from gghead_core.render import render
 from gghead_core.render._colormap import depth_to_color, rainbow
 from gghead_core.render._synthetic import synthetic_head
@@ -56,9 +56,9 @@ def test_colour_cache_hits_for_the_same_head_and_misses_after_changes():
     render_module.sh_to_colors = counting
     try:
         a = render(g, cam, 32, backend="torch")
-        b = render(g, OrbitCamera(yaw_deg=30).to_camera(), 32, backend="torch")  # frontal SH: same colours
+        b = render(g, CameraSpec(yaw_deg=30).to_camera(), 32, backend="torch")  # frontal SH: same colours
         assert len(calls) == 1
-        render(g, OrbitCamera(yaw_deg=30).to_camera(), 32, backend="torch", sh_ref="view")
+        render(g, CameraSpec(yaw_deg=30).to_camera(), 32, backend="torch", sh_ref="view")
         assert len(calls) == 2  # another reference centre
         g.sh.mul_(0.5)  # in-place change: the version counter makes the cache miss
         c = render(g, cam, 32, backend="torch")
@@ -78,7 +78,7 @@ def test_colour_cache_hits_for_the_same_head_and_misses_after_changes():
 
 def test_batch_render_equals_per_head_render():
     g = synthetic_head(3000, batch=3, seed=2)
-    cam = OrbitCamera(yaw_deg=-20).to_camera()
+    cam = CameraSpec(yaw_deg=-20).to_camera()
     for mode in ("rgb", "depth"):
         batched = render(g, cam, 40, backend="torch", mode=mode)
         for b in range(3):

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from gghead_core.camera import OrbitCamera
+from gghead_core.camera import CameraSpec
 from gghead_core.render import backend_status, render
 from gghead_core.render._synthetic import synthetic_head
 
@@ -41,7 +41,7 @@ def _one_thread():
 
 def test_render_with_opengl_matches_torch_and_reports_split(opengl_ok):
     g = synthetic_head(3000, batch=2, log_scale=-4.5, seed=2)
-    cam = OrbitCamera(yaw_deg=25, pitch_deg=-10)
+    cam = CameraSpec(yaw_deg=25, pitch_deg=-10)
     gl = render(g, cam, 96, backend="opengl", background="transparent")
     ref = render(g, cam, 96, backend="torch", background="transparent")
     assert gl.backend == "opengl" and gl.backend_reason.startswith("opengl requested")
@@ -66,7 +66,7 @@ def test_demo_head_through_render_matches_torch(opengl_ok):
     G = gghead_core.load_generator(None)
     with torch.no_grad():
         g = G.synthesis(G.mapping(G.z_from_seed(0), None, truncation_psi=0.7))
-    cam = OrbitCamera(yaw_deg=40, pitch_deg=-5)
+    cam = CameraSpec(yaw_deg=40, pitch_deg=-5)
     gl = render(g, cam, 128, backend="opengl")
     ref = render(g, cam, 128, backend="torch")
     assert gl.backend == "opengl"

@@ -345,7 +345,7 @@ def render(
 
     Args:
         gaussians: a batch of heads (``B`` >= 1).
-        camera: a :class:`~gghead_core.camera.Camera` (an object with ``to_camera()``, e.g. ``OrbitCamera``,
+        camera: a :class:`~gghead_core.camera.Camera` (an object with ``to_camera()``, e.g. ``CameraSpec``,
             is converted).
         resolution: ``int`` for square images or ``(width, height)``; the focal length scales with the width.
         backend: ``"auto"``, ``"gsplat"``, ``"opengl"`` or ``"torch"`` (see :func:`resolve_backend`).
