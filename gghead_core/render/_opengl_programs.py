@@ -42,15 +42,19 @@ def _shader_source(name: str, defines: tuple[str, ...] = (), include_common: boo
     return "\n".join(parts)
 
 
+def _first_log_line(log: bytes | str) -> str:
+    """The first non-empty line of a GL info log (drivers return bytes or str)."""
+    text = log.decode(errors="replace") if isinstance(log, bytes) else str(log)
+    return next((ln for ln in text.splitlines() if ln.strip()), "no log")
+
+
 def _compile(GL, stage: int, source: str, name: str) -> int:
     shader = GL.glCreateShader(stage)
     GL.glShaderSource(shader, source)
     GL.glCompileShader(shader)
     if not GL.glGetShaderiv(shader, GL.GL_COMPILE_STATUS):
-        log = GL.glGetShaderInfoLog(shader)
-        log = log.decode(errors="replace") if isinstance(log, bytes) else str(log)
+        first = _first_log_line(GL.glGetShaderInfoLog(shader))
         GL.glDeleteShader(shader)
-        first = next((ln for ln in log.splitlines() if ln.strip()), "no log")
         raise OpenGLError(f"compiling {name} failed: {first}")
     return shader
 
@@ -64,10 +68,8 @@ def _link(GL, shaders: list[int], name: str) -> int:
         GL.glDetachShader(program, s)
         GL.glDeleteShader(s)
     if not GL.glGetProgramiv(program, GL.GL_LINK_STATUS):
-        log = GL.glGetProgramInfoLog(program)
-        log = log.decode(errors="replace") if isinstance(log, bytes) else str(log)
+        first = _first_log_line(GL.glGetProgramInfoLog(program))
         GL.glDeleteProgram(program)
-        first = next((ln for ln in log.splitlines() if ln.strip()), "no log")
         raise OpenGLError(f"linking {name} failed: {first}")
     return program
 
